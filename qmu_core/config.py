@@ -1,0 +1,74 @@
+"""The paper's training hyperparameters (SI Table I and the released code; SPEC.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .validation import check_choice, check_float, check_int, check_sequence
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Adam on mini-batches reshuffled every epoch (the last batch may be smaller)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    eval_every: int = 1  # record full-set metrics every k epochs (and always the last)
+
+    def __post_init__(self):
+        check_int("epochs", self.epochs, min=1)
+        check_int("batch_size", self.batch_size, min=1)
+        check_float("lr", self.lr, min=0.0, min_inclusive=False)
+        check_int("eval_every", self.eval_every, min=1)
+
+    def scaled(self, epoch_scale: float) -> "TrainConfig":
+        """The same protocol with ``epochs`` scaled (for quick CI executions)."""
+        epoch_scale = check_float("epoch_scale", epoch_scale, min=0.0, min_inclusive=False)
+        e = max(1, round(self.epochs * epoch_scale))
+        return TrainConfig(e, self.batch_size, self.lr, min(self.eval_every, e))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model: ``kind='qnn'`` with ``depth`` (+ gate options) or ``kind='mlp'`` with ``hidden``."""
+
+    kind: str
+    depth: int = 4
+    hidden: tuple[int, ...] = (64, 16)
+    rotations: tuple[str, str, str] = ("rx", "ry", "rx")
+    entangler: str = "ring"
+
+    def __post_init__(self):
+        check_choice("model", self.kind, ("qnn", "mlp"))
+        check_int("depth", self.depth, min=1)
+        object.__setattr__(
+            self, "hidden", check_sequence("hidden", self.hidden, lambda n, v: check_int(n, v, min=1))
+        )
+        object.__setattr__(self, "rotations", tuple(self.rotations))
+
+    @property
+    def label(self) -> str:
+        if self.kind == "qnn":
+            return f"QNN D={self.depth}"
+        return "MLP [" + ",".join(map(str, self.hidden)) + "]"
+
+
+def paper_setting(dataset: str, model: str, mnist_mlp: str = "code") -> tuple[ModelSpec, TrainConfig]:
+    """Model and hyperparameters of the resilience experiments (Fig. 2).
+
+    ``mnist_mlp='code'`` is what produced Fig. 2c in the authors' code ([64, 16], 100
+    epochs, batch 256, lr 0.005); ``'si'`` is SI Table I ([16, 4], batch 128, lr 0.01).
+    """
+    check_choice("dataset", dataset, ("mnist", "xxz"))
+    check_choice("model", model, ("qnn", "mlp"))
+    check_choice("mnist_mlp", mnist_mlp, ("code", "si"))
+    if dataset == "xxz":
+        if model == "mlp":
+            return ModelSpec("mlp", hidden=(64, 16)), TrainConfig(400, 32, 0.01)
+        return ModelSpec("qnn", depth=4), TrainConfig(200, 32, 0.03)
+    if model == "qnn":
+        return ModelSpec("qnn", depth=6), TrainConfig(100, 256, 0.005)
+    if mnist_mlp == "code":
+        return ModelSpec("mlp", hidden=(64, 16)), TrainConfig(100, 256, 0.005)
+    return ModelSpec("mlp", hidden=(16, 4)), TrainConfig(100, 128, 0.01)

@@ -1,0 +1,230 @@
+"""Training loops for both models (Adam, reshuffled mini-batches; Methods, SI Table I).
+
+The QNN run is one compiled XLA program: a ``lax.scan`` over epochs, each a scan over
+the full mini-batches plus one step on the remainder batch, with full-set metrics
+evaluated (``lax.cond``) every ``eval_every`` epochs. It is compiled once per
+(model, set sizes, config) and then reused run after run, so a sweep of 50 trainings
+pays one compilation and no per-step Python overhead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import torch
+
+from .config import ModelSpec, TrainConfig
+from .data import as_real_features
+from .mlp import MLP
+from .qnn import QNN
+from .validation import ParameterError
+
+EVAL_CHUNK = 256  # states per forward pass when evaluating a whole set (stays in cache)
+
+
+@dataclass(frozen=True, eq=False)
+class History:
+    """Metrics at the recorded epochs (1-based epoch numbers)."""
+
+    epoch: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    val_loss: np.ndarray
+    val_acc: np.ndarray
+
+    @property
+    def final(self) -> dict[str, float]:
+        return {
+            "train_loss": float(self.train_loss[-1]),
+            "train_acc": float(self.train_acc[-1]),
+            "val_loss": float(self.val_loss[-1]),
+            "val_acc": float(self.val_acc[-1]),
+        }
+
+
+def _check_xy(x, y, name: str, n_features: int | None = None):
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y):
+        raise ParameterError(f"{name}: need x of shape (N, d) and y of shape (N,), got {x.shape}, {y.shape}")
+    if n_features is not None and x.shape[1] != n_features:
+        raise ParameterError(f"{name}: x has {x.shape[1]} features, expected {n_features}")
+    return x, y
+
+
+def bce_from_logits(z, y):
+    """Binary cross-entropy computed stably from the logit: softplus(z) - y z."""
+    return jax.nn.softplus(z) - y * z
+
+
+# --------------------------------------------------------------------------- QNN
+def _eval_set(model: QNN, params, x, y):
+    """Mean loss and accuracy over a whole (zero-padded) set; ``y < 0`` marks padding."""
+    z = jax.lax.map(lambda xb: model.logits(params, xb), x).reshape(-1)
+    yy = y.reshape(-1)
+    mask = (yy >= 0).astype(z.dtype)
+    loss = jnp.sum(bce_from_logits(z, yy) * mask) / jnp.sum(mask)
+    acc = jnp.sum(((z > 0) == (yy > 0.5)) * mask) / jnp.sum(mask)
+    return loss, acc
+
+
+def _chunked(x: np.ndarray, y: np.ndarray, dtype):
+    n = len(x)
+    m = -(-n // EVAL_CHUNK) * EVAL_CHUNK
+    xp = np.zeros((m, x.shape[1]), dtype=dtype)
+    xp[:n] = x
+    yp = np.full(m, -1.0, dtype=np.float32)
+    yp[:n] = y
+    return xp.reshape(-1, EVAL_CHUNK, x.shape[1]), yp.reshape(-1, EVAL_CHUNK)
+
+
+@lru_cache(maxsize=32)
+def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
+    """The compiled whole-run function for this model, config and training-set size."""
+    opt = optax.adam(cfg.lr)
+    bs = min(cfg.batch_size, n_train)
+    n_full, rem = divmod(n_train, bs)
+
+    def loss_fn(params, xb, yb):
+        return jnp.mean(bce_from_logits(model.logits(params, xb), yb))
+
+    grad_fn = jax.value_and_grad(loss_fn)
+
+    def step(carry, batch):
+        params, opt_state = carry
+        xb, yb = batch
+        loss, g = grad_fn(params, xb, yb)
+        updates, opt_state = opt.update(g, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    def epoch(carry, inp):
+        params, opt_state, key = carry
+        e, x, y, xt, yt, xv, yv = inp
+        key, sub = jax.random.split(key)
+        perm = jax.random.permutation(sub, n_train)
+        xs, ys = x[perm], y[perm]
+        batches = (
+            xs[: n_full * bs].reshape(n_full, bs, -1),
+            ys[: n_full * bs].reshape(n_full, bs),
+        )
+        (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), batches)
+        if rem:
+            (params, opt_state), _ = step((params, opt_state), (xs[n_full * bs :], ys[n_full * bs :]))
+        do_eval = ((e + 1) % cfg.eval_every == 0) | (e + 1 == cfg.epochs)
+        metrics = jax.lax.cond(
+            do_eval,
+            lambda p: (*_eval_set(model, p, xt, yt), *_eval_set(model, p, xv, yv)),
+            lambda p: (jnp.nan, jnp.nan, jnp.nan, jnp.nan),
+            params,
+        )
+        return (params, opt_state, key), jnp.stack(metrics)
+
+    @jax.jit
+    def run(params, key, x, y, xt, yt, xv, yv):
+        def body(carry, e):
+            return epoch(carry, (e, x, y, xt, yt, xv, yv))
+
+        (params, _, _), metrics = jax.lax.scan(
+            body, (params, opt.init(params), key), jnp.arange(cfg.epochs)
+        )
+        return params, metrics
+
+    return run
+
+
+def train_qnn(model: QNN, x, y, x_val, y_val, cfg: TrainConfig, seed: int, params=None):
+    """Train the QNN from N(0, 0.01^2) (or from ``params``); returns (params, History)."""
+    d = 2**model.n_qubits
+    x, y = _check_xy(x, y, "training set", d)
+    x_val, y_val = _check_xy(x_val, y_val, "validation set", d)
+    model.check_states(x)
+    key = jax.random.PRNGKey(int(seed))
+    k_init, k_train = jax.random.split(key)
+    params = model.init(k_init) if params is None else jnp.asarray(params)
+    cdt = np.complex64 if model.dtype == "complex64" else np.complex128
+    xt, yt = _chunked(x, y, cdt)
+    xv, yv = _chunked(x_val, y_val, cdt)
+    run = _qnn_trainer(model, cfg, len(x))
+    params, m = run(
+        params, k_train, jnp.asarray(x, cdt), jnp.asarray(y, np.float32),
+        jnp.asarray(xt), jnp.asarray(yt), jnp.asarray(xv), jnp.asarray(yv),
+    )
+    m = np.asarray(m)
+    rec = ~np.isnan(m[:, 0])
+    hist = History(np.flatnonzero(rec) + 1, m[rec, 0], m[rec, 1], m[rec, 2], m[rec, 3])
+    return params, hist
+
+
+# --------------------------------------------------------------------------- MLP
+def _mlp_eval(net: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    with torch.no_grad():
+        z = net.logits(x)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y).item()
+        acc = ((z > 0).float() == y).float().mean().item()
+    return loss, acc
+
+
+class _torch_threads:
+    """Run torch on ``n`` threads inside the block: these small MLPs train 2x faster on one
+    thread than on two on a 2-core machine (measured; the threads contend with XLA's)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
+
+
+MLP_THREADS = 1
+
+
+def train_mlp(net: MLP, x, y, x_val, y_val, cfg: TrainConfig, seed: int, init: bool = True):
+    """Train the MLP (Glorot init from ``seed`` unless ``init=False``); returns (net, History)."""
+    with _torch_threads(MLP_THREADS):
+        return _train_mlp(net, x, y, x_val, y_val, cfg, seed, init)
+
+
+def _train_mlp(net: MLP, x, y, x_val, y_val, cfg: TrainConfig, seed: int, init: bool):
+    x, y = _check_xy(as_real_features(x), y, "training set", net.n_inputs)
+    x_val, y_val = _check_xy(as_real_features(x_val), y_val, "validation set", net.n_inputs)
+    if init:
+        net.reset_parameters(seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.float32))
+    xv, yv = torch.from_numpy(x_val), torch.from_numpy(y_val.astype(np.float32))
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(int(seed) + 1)
+    n = len(xt)
+    rows = []
+    for e in range(cfg.epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net.logits(xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
+            rows.append((e + 1, *_mlp_eval(net, xt, yt), *_mlp_eval(net, xv, yv)))
+    r = np.array(rows, dtype=np.float64)
+    return net, History(r[:, 0].astype(int), r[:, 1], r[:, 2], r[:, 3], r[:, 4])
+
+
+def train(spec: ModelSpec, x, y, x_val, y_val, cfg: TrainConfig, seed: int, *, dtype: str = "complex64"):
+    """Build the model described by ``spec`` and train it; returns (model, params_or_net, History)."""
+    if spec.kind == "qnn":
+        n = int(np.log2(np.asarray(x).shape[1]))
+        model = QNN(n, spec.depth, spec.rotations, spec.entangler, dtype=dtype)
+        params, hist = train_qnn(model, x, y, x_val, y_val, cfg, seed)
+        return model, params, hist
+    n_in = as_real_features(np.asarray(x[:1])).shape[1]
+    torch.manual_seed(int(seed))  # nothing should draw from it, but keep torch's global state fixed
+    net, hist = train_mlp(MLP(n_in, spec.hidden), x, y, x_val, y_val, cfg, seed)
+    return net, net, hist
