@@ -8,7 +8,11 @@ executions that nbval re-checks in CI.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from . import paths
+from .validation import ParameterError, check_alpha, check_float, check_int, check_str
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,54 @@ CHAPTERS: dict[str, Chapter] = {
         Chapter("notes", "Reproduction notes", "all", ci={}),
     ]
 }
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class DataChapterParams:
+    """Parameters of the 'Data and corruption' chapter."""
+
+    n_examples: int = 8
+    alpha: float = 0.2
+    tsne_points: int = 500
+    tsne_perplexity: float = 30.0
+    seed: int = 0
+    results_dir: str = ""
+
+    def __post_init__(self):
+        check_int("n_examples", self.n_examples, min=1, max=32)
+        check_alpha(self.alpha)
+        check_int("tsne_points", self.tsne_points, min=20, max=2000)
+        check_float("tsne_perplexity", self.tsne_perplexity, min=2.0, max=100.0)
+        if self.tsne_perplexity >= self.tsne_points:
+            raise ParameterError(f"parameter 'tsne_perplexity' must be < tsne_points ({self.tsne_points}), got {self.tsne_perplexity}")
+        check_int("seed", self.seed, min=0)
+        check_str("results_dir", self.results_dir)
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+
+
+@dataclass(frozen=True)
+class ModelsChapterParams:
+    """Parameters of the 'Models' chapter."""
+
+    draw_qubits: int = 10
+    draw_depth: int = 1
+    n_check_states: int = 8
+    seed: int = 0
+    results_dir: str = ""
+
+    def __post_init__(self):
+        check_int("draw_qubits", self.draw_qubits, min=2, max=14)
+        check_int("draw_depth", self.draw_depth, min=1, max=4)
+        check_int("n_check_states", self.n_check_states, min=1, max=64)
+        check_int("seed", self.seed, min=0)
+        check_str("results_dir", self.results_dir)
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.results_dir) if self.results_dir else paths.RESULTS

@@ -7,13 +7,19 @@ critical ratio alpha_c and the degradation rate, estimated from the data.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from .config import TrainConfig, paper_setting
+from . import paths
+from .config import ModelSpec, TrainConfig, paper_setting
 from .data import Dataset
+from .io import atomic_write_text
 from .sweep import SweepSpec, run_sweep
-from .validation import check_choice, check_float, check_sequence
+from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int,
+                         check_sequence, check_str)
 
 PAPER_ALPHAS = tuple(round(0.1 * k, 1) for k in range(10))
 RESULT_COLUMNS = ["dataset", "model", "model_label", "corruption", "alpha", "run",
@@ -132,3 +138,162 @@ def plot(summary: pd.DataFrame, dataset: str, *, models=None, axes=None):
                 ax.set_ylabel("accuracy")
     axes[0][0].legend(loc="lower left")
     return axes
+
+
+@dataclass(frozen=True)
+class ResilienceParams:
+    """Validated parameters of the resilience and capacity chapters."""
+
+    dataset: str = "both"
+    n_runs: int = 5
+    alphas: tuple = PAPER_ALPHAS
+    epoch_scale: float = 1.0
+    mnist_mlp: str = "code"
+    dtype: str = "complex64"
+    seed: int = 0
+    results_dir: str = ""
+
+    def __post_init__(self):
+        check_choice("dataset", self.dataset, ("mnist", "xxz", "both"))
+        check_int("n_runs", self.n_runs, min=1)
+        alphas = check_sequence("alphas", self.alphas, lambda n, v: check_alpha(v, n))
+        if list(alphas) != sorted(set(alphas)):
+            raise ParameterError(f"parameter 'alphas' must be strictly increasing, got {list(alphas)}")
+        object.__setattr__(self, "alphas", alphas)
+        check_float("epoch_scale", self.epoch_scale, min=0.0, max=1.0, min_inclusive=False)
+        check_choice("mnist_mlp", self.mnist_mlp, ("code", "si"))
+        check_choice("dtype", self.dtype, ("complex64", "complex128"))
+        check_int("seed", self.seed, min=0)
+        check_str("results_dir", self.results_dir)
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return ("mnist", "xxz") if self.dataset == "both" else (self.dataset,)
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+
+
+def fmt_mean_std(values) -> str:
+    v = np.asarray(values, float)
+    return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
+
+
+def fmt_alpha(a: float) -> str:
+    return "not reached" if not np.isfinite(a) else f"{a:.2f}"
+
+
+def reading(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Per (dataset, model, corruption): clean accuracy, plateau end, alpha_c, slope.
+
+    Returns a table and a dict of preformatted strings for ``glue`` (keys like
+    ``mnist_qnn_label_flip_alpha_c``); every key exists for every combination of the
+    paper, 'n/a' where the chapter did not run it, so the page always builds.
+    """
+    summ = summarise(df, by=("dataset", "model", "corruption", "alpha"))
+    rows, glue = [], {}
+    for ds in ("mnist", "xxz"):
+        for model in ("mlp", "qnn"):
+            for c in ("label_flip", "feature_random"):
+                key = f"{ds}_{model}_{c}"
+                d = summ[(summ.dataset == ds) & (summ.model == model) & (summ.corruption == c)]
+                if len(d) == 0:
+                    for k in ("clean", "plateau_end", "alpha_c", "slope"):
+                        glue[f"{key}_{k}"] = "n/a"
+                    for a in (0.0, 0.3, 0.5, 0.7, 0.9):
+                        glue[f"{key}_val_{round(a * 10)}"] = "n/a"
+                        glue[f"{key}_train_{round(a * 10)}"] = "n/a"
+                    continue
+                r = read_curve(d.alpha, d.val_acc_mean)
+                rows.append({"dataset": ds, "model": model, "corruption": c, **r})
+                glue[f"{key}_clean"] = f"{r['clean']:.3f}"
+                glue[f"{key}_plateau_end"] = fmt_alpha(r["plateau_end"])
+                glue[f"{key}_alpha_c"] = fmt_alpha(r["alpha_c"])
+                glue[f"{key}_slope"] = f"{r['slope_0_04']:+.2f}"
+                for a in (0.0, 0.3, 0.5, 0.7, 0.9):
+                    sel = df[(df.dataset == ds) & (df.model == model) & (df.corruption == c)
+                             & np.isclose(df.alpha, a)]
+                    glue[f"{key}_val_{round(a * 10)}"] = fmt_mean_std(sel.val_acc) if len(sel) else "n/a"
+                    glue[f"{key}_train_{round(a * 10)}"] = fmt_mean_std(sel.train_acc) if len(sel) else "n/a"
+    return pd.DataFrame(rows), glue
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    """Tidy CSV, written atomically, numbers rounded to what the runs resolve."""
+    return atomic_write_text(path, df.round(6).to_csv(index=False))
+
+
+@dataclass(frozen=True)
+class CapacityParams:
+    """Validated parameters of the capacity chapter (SI Fig. S1: XXZ, label flipping)."""
+
+    mlp_sizes: tuple = ((64, 16), (32, 8), (16, 4), (8, 2), (8, 4))
+    qnn_depths: tuple = (4, 5, 6, 7)
+    n_runs: int = 5
+    alphas: tuple = PAPER_ALPHAS
+    epoch_scale: float = 1.0
+    seed: int = 0
+    results_dir: str = ""
+
+    def __post_init__(self):
+        sizes = check_sequence(
+            "mlp_sizes", self.mlp_sizes,
+            lambda n, v: check_sequence(n, v, lambda m, h: check_int(m, h, min=1)), min_len=0)
+        object.__setattr__(self, "mlp_sizes", sizes)
+        object.__setattr__(self, "qnn_depths", check_sequence(
+            "qnn_depths", self.qnn_depths, lambda n, v: check_int(n, v, min=1, max=20), min_len=0))
+        if not sizes and not self.qnn_depths:
+            raise ParameterError("parameters 'mlp_sizes' and 'qnn_depths' are both empty: nothing to run")
+        common = ResilienceParams(dataset="xxz", n_runs=self.n_runs, alphas=self.alphas,
+                                  epoch_scale=self.epoch_scale, seed=self.seed, results_dir=self.results_dir)
+        object.__setattr__(self, "alphas", common.alphas)
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+
+    def models(self):
+        """(ModelSpec, TrainConfig) of every model of the study, with the XXZ hyperparameters."""
+        mlp_spec, mlp_cfg = paper_setting("xxz", "mlp")
+        qnn_spec, qnn_cfg = paper_setting("xxz", "qnn")
+        out = [(ModelSpec("mlp", hidden=tuple(h)), mlp_cfg) for h in self.mlp_sizes]
+        out += [(ModelSpec("qnn", depth=d), qnn_cfg) for d in self.qnn_depths]
+        return out
+
+
+def plot_capacity(summary: pd.DataFrame, what: str = "val"):
+    """SI Fig. S1 layout: one panel per model family, one curve per size/depth."""
+    import matplotlib.pyplot as plt
+
+    fams = [f for f in ("MLP", "QNN") if summary.model_label.str.startswith(f).any()]
+    fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 3.2), sharey=True, squeeze=False)
+    for ax, fam in zip(axes[0], fams):
+        labels = [m for m in dict.fromkeys(summary.model_label) if m.startswith(fam)]
+        cmap = plt.get_cmap("viridis")
+        for k, m in enumerate(labels):
+            d = summary[summary.model_label == m]
+            mu, sd = d[f"{what}_acc_mean"].to_numpy(), d[f"{what}_acc_std"].fillna(0).to_numpy()
+            col = cmap(k / max(1, len(labels) - 1) * 0.85)
+            ax.plot(d.alpha, mu, "-o", ms=3, color=col, label=m)
+            ax.fill_between(d.alpha, mu - sd, mu + sd, color=col, alpha=0.15, lw=0)
+        ax.set_title(f"{fam}: {'validation' if what == 'val' else 'training'} accuracy")
+        ax.set_xlabel(r"noise ratio $\alpha$")
+        ax.set_ylim(0.3, 1.02)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("accuracy")
+    return axes
+
+
+def scale_note(n_runs: int, alphas, epoch_scale: float) -> str:
+    """One sentence saying whether an execution is at the paper's scale, and if not, how not."""
+    gaps = []
+    if n_runs != 5:
+        gaps.append(f"{n_runs} run(s) per point instead of 5")
+    if tuple(alphas) != PAPER_ALPHAS:
+        gaps.append(f"α ∈ {{{', '.join(f'{a:g}' for a in alphas)}}} instead of 0, 0.1, …, 0.9")
+    if epoch_scale != 1.0:
+        gaps.append(f"{epoch_scale:g} × the paper's epochs")
+    if not gaps:
+        return "This page was executed at the paper's scale (5 runs per point, α = 0, 0.1, …, 0.9, the paper's epochs)."
+    return "This page was NOT executed at the paper's scale: " + "; ".join(gaps) + "."

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: they land in the executed notebooks as stderr
 
 from . import paths
 from .config import ModelSpec, TrainConfig

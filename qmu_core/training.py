@@ -1,10 +1,9 @@
 """Training loops for both models (Adam, reshuffled mini-batches; Methods, SI Table I).
 
-The QNN run is one compiled XLA program: a ``lax.scan`` over epochs, each a scan over
-the full mini-batches plus one step on the remainder batch, with full-set metrics
-evaluated (``lax.cond``) every ``eval_every`` epochs. It is compiled once per
-(model, set sizes, config) and then reused run after run, so a sweep of 50 trainings
-pays one compilation and no per-step Python overhead.
+For the QNN, one epoch is one compiled XLA program (a ``lax.scan`` over the
+mini-batches) and full-set metrics are a second one, run every ``eval_every`` epochs.
+Both are compiled once per (model, set size, config) and reused run after run, so a
+sweep of 50 trainings pays one compilation and no per-step Python overhead.
 """
 
 from __future__ import annotations
@@ -84,7 +83,13 @@ def _chunked(x: np.ndarray, y: np.ndarray, dtype):
 
 @lru_cache(maxsize=32)
 def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
-    """The compiled whole-run function for this model, config and training-set size."""
+    """Compiled (epoch, evaluate) functions for this model, config and training-set size.
+
+    One call of ``epoch`` is a whole epoch: a permutation, a ``lax.scan`` over the full
+    mini-batches and one step on the remainder batch. Steps take milliseconds, so the
+    Python loop over epochs costs nothing measurable, while compiling one epoch is far
+    cheaper than compiling a whole run (measured: 3-4 s vs 17 s).
+    """
     opt = optax.adam(cfg.lr)
     bs = min(cfg.batch_size, n_train)
     n_full, rem = divmod(n_train, bs)
@@ -101,9 +106,8 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
         updates, opt_state = opt.update(g, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), loss
 
-    def epoch(carry, inp):
-        params, opt_state, key = carry
-        e, x, y, xt, yt, xv, yv = inp
+    @jax.jit
+    def epoch(params, opt_state, key, x, y):
         key, sub = jax.random.split(key)
         perm = jax.random.permutation(sub, n_train)
         xs, ys = x[perm], y[perm]
@@ -114,26 +118,13 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
         (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), batches)
         if rem:
             (params, opt_state), _ = step((params, opt_state), (xs[n_full * bs :], ys[n_full * bs :]))
-        do_eval = ((e + 1) % cfg.eval_every == 0) | (e + 1 == cfg.epochs)
-        metrics = jax.lax.cond(
-            do_eval,
-            lambda p: (*_eval_set(model, p, xt, yt), *_eval_set(model, p, xv, yv)),
-            lambda p: (jnp.nan, jnp.nan, jnp.nan, jnp.nan),
-            params,
-        )
-        return (params, opt_state, key), jnp.stack(metrics)
+        return params, opt_state, key
 
     @jax.jit
-    def run(params, key, x, y, xt, yt, xv, yv):
-        def body(carry, e):
-            return epoch(carry, (e, x, y, xt, yt, xv, yv))
+    def evaluate(params, xt, yt, xv, yv):
+        return jnp.stack([*_eval_set(model, params, xt, yt), *_eval_set(model, params, xv, yv)])
 
-        (params, _, _), metrics = jax.lax.scan(
-            body, (params, opt.init(params), key), jnp.arange(cfg.epochs)
-        )
-        return params, metrics
-
-    return run
+    return opt, epoch, evaluate
 
 
 def train_qnn(model: QNN, x, y, x_val, y_val, cfg: TrainConfig, seed: int, params=None):
@@ -143,20 +134,20 @@ def train_qnn(model: QNN, x, y, x_val, y_val, cfg: TrainConfig, seed: int, param
     x_val, y_val = _check_xy(x_val, y_val, "validation set", d)
     model.check_states(x)
     key = jax.random.PRNGKey(int(seed))
-    k_init, k_train = jax.random.split(key)
+    k_init, key = jax.random.split(key)
     params = model.init(k_init) if params is None else jnp.asarray(params)
     cdt = np.complex64 if model.dtype == "complex64" else np.complex128
-    xt, yt = _chunked(x, y, cdt)
-    xv, yv = _chunked(x_val, y_val, cdt)
-    run = _qnn_trainer(model, cfg, len(x))
-    params, m = run(
-        params, k_train, jnp.asarray(x, cdt), jnp.asarray(y, np.float32),
-        jnp.asarray(xt), jnp.asarray(yt), jnp.asarray(xv), jnp.asarray(yv),
-    )
-    m = np.asarray(m)
-    rec = ~np.isnan(m[:, 0])
-    hist = History(np.flatnonzero(rec) + 1, m[rec, 0], m[rec, 1], m[rec, 2], m[rec, 3])
-    return params, hist
+    sets = [jnp.asarray(a) for a in (*_chunked(x, y, cdt), *_chunked(x_val, y_val, cdt))]
+    xj, yj = jnp.asarray(x, cdt), jnp.asarray(y, np.float32)
+    opt, epoch, evaluate = _qnn_trainer(model, cfg, len(x))
+    opt_state = opt.init(params)
+    rows = []
+    for e in range(cfg.epochs):
+        params, opt_state, key = epoch(params, opt_state, key, xj, yj)
+        if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
+            rows.append((e + 1, *np.asarray(evaluate(params, *sets), dtype=np.float64)))
+    r = np.array(rows)
+    return params, History(r[:, 0].astype(int), r[:, 1], r[:, 2], r[:, 3], r[:, 4])
 
 
 # --------------------------------------------------------------------------- MLP
