@@ -25,11 +25,13 @@ help:
 	@echo "make baselines  re-make the nbval baselines tests/nbval/*.ipynb"
 	@echo "make clean      remove _build/ and test-artifacts/"
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions the committed book and the nbval
+# baselines were produced with (regenerate: pip freeze --exclude-editable > constraints.txt).
+$(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 found" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(STAMP)

@@ -103,8 +103,13 @@ class QNN:
         return jnp.float32 if self.dtype == "complex64" else jnp.float64
 
     def init(self, key) -> jax.Array:
-        """Initial parameters ~ N(0, 0.01^2), shape ``(depth, n_qubits, 4)``."""
-        return INIT_STD * jax.random.normal(key, self.param_shape, dtype=self.real_dtype)
+        """Initial parameters ~ N(0, 0.01^2), shape ``(depth, n_qubits, 4)``.
+
+        Always drawn in float32 (then cast), so complex64 and complex128 models start from
+        the same angles for the same key.
+        """
+        p = INIT_STD * jax.random.normal(key, self.param_shape, dtype=jnp.float32)
+        return p.astype(self.real_dtype)
 
     def _check_params(self, params) -> None:
         if tuple(params.shape) != self.param_shape:

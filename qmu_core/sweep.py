@@ -83,11 +83,15 @@ def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
     }
 
 
-def run_sweep(ds: Dataset, spec: SweepSpec, *, cache: bool = True, progress: bool = True) -> list[dict]:
-    """All (alpha, run) of ``spec`` on ``ds``; resumes from the cache. Returns one dict per run."""
+def run_sweep(
+    ds: Dataset, spec: SweepSpec, *, cache: bool = True, progress: bool = True, runs=None
+) -> list[dict]:
+    """All (alpha, run) of ``spec`` on ``ds`` (or only the run indices ``runs``); resumes
+    from the cache. Returns one dict per run."""
     key = json.dumps({"data": _fingerprint(ds), **asdict(spec)}, sort_keys=True, default=str)
     folder = paths.cache_dir() / "sweeps" / hashlib.sha256(key.encode()).hexdigest()[:20]
-    jobs = [(a, r) for a in spec.alphas for r in range(spec.n_runs)]
+    runs = range(spec.n_runs) if runs is None else [check_int("runs[i]", r, min=0, max=spec.n_runs - 1) for r in runs]
+    jobs = [(a, r) for a in spec.alphas for r in runs]
     out = []
     bar = tqdm(jobs, desc=f"{ds.name} {spec.model.label} {spec.corruption}", disable=not progress,
                unit="run", mininterval=2.0)
