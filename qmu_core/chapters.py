@@ -82,7 +82,7 @@ class DataChapterParams:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+        return paths.results_path(self.results_dir)
 
 
 @dataclass(frozen=True)
@@ -104,4 +104,4 @@ class ModelsChapterParams:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+        return paths.results_path(self.results_dir)

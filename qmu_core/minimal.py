@@ -45,7 +45,7 @@ from scipy.special import expit, log_expit
 
 from .io import atomic_write_text
 from .precision import float64_scope
-from .paths import RESULTS
+from .paths import RESULTS, results_path
 from .validation import (
     ParameterError,
     check_alpha,
@@ -110,7 +110,7 @@ class HessianParams:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.results_dir) if self.results_dir else RESULTS
+        return results_path(self.results_dir)
 
 
 def _check_model(model: str) -> str:

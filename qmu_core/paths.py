@@ -26,3 +26,8 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("QMU_CACHE_DIR", ROOT / ".cache"))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def results_path(results_dir: str) -> Path:
+    """A chapter's ``results_dir`` parameter: '' means the repository's results/."""
+    return Path(results_dir) if results_dir else RESULTS

@@ -172,7 +172,7 @@ class ResilienceParams:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+        return paths.results_path(self.results_dir)
 
 
 def fmt_mean_std(values) -> str:
@@ -251,7 +251,7 @@ class CapacityParams:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.results_dir) if self.results_dir else paths.RESULTS
+        return paths.results_path(self.results_dir)
 
     def models(self):
         """(ModelSpec, TrainConfig) of every model of the study, with the XXZ hyperparameters."""
