@@ -54,7 +54,7 @@ def test_mlp_glorot_init_and_parameter_counts():
     w = net.net[0].weight.detach()
     bound = (6 / (784 + 16)) ** 0.5
     assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
-    assert all(float(m.bias.abs().max()) == 0 for m in net.net if isinstance(m, torch.nn.Linear))
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in net.net if isinstance(m, torch.nn.Linear))
 
 
 def test_training_input_errors(small_mnist):
