@@ -102,15 +102,6 @@ class BuildError(PipelineError):
     pass
 
 
-def _write_text(path: Path, text: str) -> Path:
-    """Atomic write, then the usual permissions (the temporary file was private)."""
-    atomic_write_text(path, text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-    return path
-
-
 def _rel(p: Path) -> str:
     try:
         return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
@@ -558,7 +549,7 @@ def record_timing(
         w = csv.DictWriter(buf, fieldnames=TIMINGS_COLUMNS, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-        _write_text(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
     return path
 
 
@@ -623,7 +614,7 @@ def _execute_atomically(
         seconds = time.perf_counter() - t0
         nb = nbformat.read(str(tmp), as_version=4)
         finish(nb, seconds)
-        _write_text(dest, nbformat.writes(nb) + "\n")
+        atomic_write_text(dest, nbformat.writes(nb) + "\n")
         return seconds
     finally:
         if tmp.exists():
@@ -793,7 +784,7 @@ def refresh_prose(name: str, *, loc: Locations | None = None, build: bool = Fals
     if not any(_has_tag(c, PARAMETERS_TAG) for c in src.cells):
         cells = extras + cells
     book.cells = cells
-    _write_text(book_path, nbformat.writes(book) + "\n")
+    atomic_write_text(book_path, nbformat.writes(book) + "\n")
     if build and loc.is_default_book:
         build_book()
     return book_path
