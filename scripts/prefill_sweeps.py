@@ -1,0 +1,31 @@
+"""Fill the sweep cache of a chapter ahead of its execution (same specs as the notebook).
+
+Useful to run a long chapter's trainings in the background, resumably; executing the
+chapter afterwards reads every finished run from the cache.
+
+    python scripts/prefill_sweeps.py resilience            # both datasets, paper scale
+    python scripts/prefill_sweeps.py capacity --n-runs 1
+"""
+
+import argparse
+import time
+
+from qmu_core import data, resilience
+
+p = argparse.ArgumentParser()
+p.add_argument("chapter", choices=("resilience", "capacity"))
+p.add_argument("--n-runs", type=int, default=5)
+args = p.parse_args()
+
+if args.chapter == "resilience":
+    jobs = [(name, resilience.resilience_specs(name, n_runs=args.n_runs)) for name in ("mnist", "xxz")]
+else:
+    cp = resilience.CapacityParams(n_runs=args.n_runs)
+    jobs = [("xxz", resilience.resilience_specs("xxz", n_runs=cp.n_runs, corruptions=("label_flip",),
+                                                models=cp.models()))]
+for name, specs in jobs:
+    ds = data.load(name)
+    for s in sorted(specs, key=lambda s: s.model.kind == "qnn"):  # cheap MLPs first
+        t = time.time()
+        resilience.run(ds, [s], progress=True)
+        print(f"{name} {s.model.label} {s.corruption}: {time.time() - t:.0f} s", flush=True)
