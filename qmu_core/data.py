@@ -257,6 +257,19 @@ def xxz_ground_states(
     return (states, energies) if return_energies else states
 
 
+def xxz_train_grid(n_per_class: int = 0) -> np.ndarray:
+    """Training Deltas: 0 = the paper's stated grids (97 + 100 points, step 0.02); N > 0 =
+    N evenly spaced points per phase over the same ranges (N = 41 gives the 82 training
+    states that the published numbers imply; SPEC.md, Discrepancy)."""
+    n_per_class = check_int("xxz_n_per_class", n_per_class, min=0, max=1000)
+    if n_per_class == 0:
+        return XXZ_TRAIN_DELTAS
+    if n_per_class < 2:
+        raise ParameterError(f"parameter 'xxz_n_per_class' must be 0 or >= 2, got {n_per_class}")
+    return np.round(np.concatenate([np.linspace(-0.96, 0.96, n_per_class),
+                                    np.linspace(1.02, 3.0, n_per_class)]), 10)
+
+
 def xxz_dataset(
     train_deltas=None, val_deltas=None, L: int = 12, critical_delta: float = XXZ_CRITICAL_DELTA
 ) -> Dataset:
@@ -297,3 +310,9 @@ def xxz_correlations(states: np.ndarray, L: int) -> dict[str, np.ndarray]:
     flip = k ^ ((1 << (L - 1)) | (1 << (L - 2)))
     xx = np.real(np.sum(np.conj(states) * states[:, flip], axis=1))
     return {"zz": zz, "xx": xx}
+
+
+def neighbour_overlaps(states: np.ndarray) -> np.ndarray:
+    """|<psi_i|psi_{i+1}>| between consecutive states of a grid (how alike neighbours are)."""
+    s = np.asarray(states)
+    return np.abs(np.sum(np.conj(s[:-1]) * s[1:], axis=1))

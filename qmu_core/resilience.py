@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import data, paths
 from .config import ModelSpec, TrainConfig, paper_setting
 from .data import Dataset
 from .io import atomic_write_text
@@ -131,7 +131,7 @@ def plot(summary: pd.DataFrame, dataset: str, *, models=None, axes=None):
                 ax.plot(d.alpha, mu, style, color=COLORS[what], label="training" if what == "train" else "validation")
                 ax.fill_between(d.alpha, mu - sd, mu + sd, color=COLORS[what], alpha=0.2, lw=0)
             ax.set_title(f"{m}, {c.replace('_', ' ')}")
-            ax.set_ylim(0.3, 1.02)
+            ax.set_ylim(0.0, 1.02)
             if i == len(models) - 1:
                 ax.set_xlabel(r"noise ratio $\alpha$")
             if j == 0:
@@ -151,10 +151,12 @@ class ResilienceParams:
     mnist_mlp: str = "code"
     dtype: str = "complex64"
     seed: int = 0
+    xxz_n_per_class: int = 0
     results_dir: str = ""
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, ("mnist", "xxz", "both"))
+        data.xxz_train_grid(self.xxz_n_per_class)  # validates it
         check_int("n_runs", self.n_runs, min=1)
         alphas = check_sequence("alphas", self.alphas, lambda n, v: check_alpha(v, n))
         if list(alphas) != sorted(set(alphas)):
@@ -169,6 +171,12 @@ class ResilienceParams:
     @property
     def datasets(self) -> tuple[str, ...]:
         return ("mnist", "xxz") if self.dataset == "both" else (self.dataset,)
+
+    def load(self, name: str) -> Dataset:
+        """The dataset ``name`` as this chapter's parameters define it."""
+        if name == "xxz":
+            return data.xxz_dataset(train_deltas=data.xxz_train_grid(self.xxz_n_per_class))
+        return data.load(name)
 
     @property
     def results_path(self) -> Path:
@@ -279,7 +287,7 @@ def plot_capacity(summary: pd.DataFrame, what: str = "val"):
             ax.fill_between(d.alpha, mu - sd, mu + sd, color=col, alpha=0.15, lw=0)
         ax.set_title(f"{fam}: {'validation' if what == 'val' else 'training'} accuracy")
         ax.set_xlabel(r"noise ratio $\alpha$")
-        ax.set_ylim(0.3, 1.02)
+        ax.set_ylim(0.0, 1.02)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("accuracy")
     return axes
