@@ -188,7 +188,6 @@ def xxz_hamiltonian(delta: float, L: int = 12) -> sp.csr_matrix:
 
     def two_site(op, i, j):
         mats = [sp.identity(2, format="csr", dtype=complex)] * L
-        mats = list(mats)
         mats[i], mats[j] = op, op
         out = mats[0]
         for m in mats[1:]:
