@@ -836,18 +836,16 @@ def build_is_fresh(html_dir: Path | None = None) -> bool:
     return (html_dir / "index.html").exists() and recorded.get("digest") == _source_digest(paths.ROOT, paths.BOOK)
 
 
-def build_book(output: str | os.PathLike | None = None, *, strict: bool | None = None,
+def build_book(output: str | os.PathLike | None = None, *, allow_missing: bool = False,
                quiet: bool = False) -> Path:
     """Check the executed chapters, then ``jupyter-book build . -W -n --keep-going``.
 
     ``output``: a folder for the build (``<output>/_build/html``); default the repository's
-    ``_build/html``. Chapters listed in ``_toc.yml`` but not executed yet are left out of
-    the build with a note (``strict=True``, or ``QMU_STRICT_BUILD=1``: they are an error).
+    ``_build/html``. A chapter listed in ``_toc.yml`` but missing from ``book/`` is an
+    error, unless ``allow_missing`` (then it is left out of the build with a note).
     Returns the HTML folder.
     """
     root = paths.ROOT
-    if strict is None:
-        strict = os.environ.get("QMU_STRICT_BUILD", "") not in ("", "0")
     errors = stored_errors(paths.BOOK)
     if errors:
         raise BuildError("executed chapters that store an error (run them again):\n  " + "\n  ".join(errors))
@@ -870,8 +868,9 @@ def build_book(output: str | os.PathLike | None = None, *, strict: bool | None =
         cmd += ["--path-output", str(out_base)]
     tmp_toc = None
     if missing:
-        if strict:
-            raise BuildError(f"chapters in _toc.yml not executed yet: {', '.join(missing)}")
+        if not allow_missing:
+            raise BuildError(f"chapters in _toc.yml not executed into book/: {', '.join(missing)} "
+                             "(run them with `python -m qmu_core run`, or build with --allow-missing)")
         print(f"note: chapters not executed yet, left out of this build: {', '.join(missing)}",
               file=sys.stderr)
         tmp_toc = _filtered_toc(toc_path, missing, out_base / "_build")

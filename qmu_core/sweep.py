@@ -23,6 +23,7 @@ from .config import ModelSpec, TrainConfig
 from .corruption import CORRUPTIONS, corrupt
 from .data import Dataset
 from .io import atomic_write_text
+from .qnn import KERNEL
 from .training import train
 from .validation import check_alpha, check_choice, check_int
 
@@ -57,6 +58,17 @@ def _fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
+def cache_folder(ds: Dataset, spec: SweepSpec):
+    """The cache folder of ``spec``'s runs. The alpha grid and the number of runs are left
+    out of the key: a run depends only on its own (alpha, run), so a sweep over other alphas
+    or more runs (e.g. the capacity chapter's D = 4 curve) reuses every run already done."""
+    fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
+    if spec.model.kind == "qnn":
+        fields["kernel"] = KERNEL
+    key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
+    return paths.cache_dir() / "sweeps" / hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
 def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
     """Corrupt, train, and report the final metrics of one (alpha, run)."""
     a_key = round(alpha * 1000)
@@ -88,8 +100,7 @@ def run_sweep(
 ) -> list[dict]:
     """All (alpha, run) of ``spec`` on ``ds`` (or only the run indices ``runs``); resumes
     from the cache. Returns one dict per run."""
-    key = json.dumps({"data": _fingerprint(ds), **asdict(spec)}, sort_keys=True, default=str)
-    folder = paths.cache_dir() / "sweeps" / hashlib.sha256(key.encode()).hexdigest()[:20]
+    folder = cache_folder(ds, spec)
     runs = range(spec.n_runs) if runs is None else [check_int("runs[i]", r, min=0, max=spec.n_runs - 1) for r in runs]
     jobs = [(a, r) for a in spec.alphas for r in runs]
     out = []

@@ -55,7 +55,7 @@ def random_states(n_states, n_qubits, seed, complex_valued=True):
         (4, 3, ("rx", "ry", "rz"), "chain"),
         (5, 2, ("rx", "ry", "rx"), "chain"),
         (7, 2, ("rx", "ry", "rx"), "ring"),
-        (12, 1, ("rx", "ry", "rx"), "ring"),  # three 4-qubit blocks in the fused kernel
+        (12, 7, ("rx", "ry", "rx"), "ring"),  # light cone covers the register: three 4-qubit blocks
     ],
 )
 def test_expectation_matches_numpy_statevector(n, depth, rotations, entangler):
@@ -132,3 +132,25 @@ def test_bad_inputs_raise_clear_errors():
         QNN(4, 1, rotations=("rz", "rz", "rz"))
     with pytest.raises(ParameterError, match="depth"):
         QNN(4, "2")
+
+
+@pytest.mark.parametrize("entangler", ["ring", "chain"])
+def test_angles_outside_the_light_cone_do_not_change_the_full_circuit(entangler):
+    """The kernel skips gates outside the backward light cone of Z_{n-1}; in the complete
+    gate-by-gate simulation those angles must not matter, and every angle inside must."""
+    model = QNN(6, 3, entangler=entangler, dtype="complex128")
+    rng = np.random.default_rng(11)
+    params = rng.uniform(-np.pi, np.pi, model.param_shape)
+    state = random_states(1, 6, seed=2)[0]
+    live = np.zeros(model.param_shape, bool)
+    for layer, (qubits, pairs) in enumerate(model.light_cone):
+        live[layer, list(qubits), :3] = True
+        live[layer, list(pairs), 3] = True
+    assert live.sum() == model.n_live_params < model.n_params
+    base = numpy_expectation(params, state, entangler=entangler)
+    dead = params + np.where(live, 0.0, rng.uniform(0.5, 1.0, model.param_shape))
+    assert abs(numpy_expectation(dead, state, entangler=entangler) - base) < 1e-12
+    for idx in zip(*np.nonzero(live)):
+        moved = params.copy()
+        moved[idx] += 0.7
+        assert abs(numpy_expectation(moved, state, entangler=entangler) - base) > 1e-6, idx
