@@ -88,3 +88,17 @@ def test_sweep_resumes_from_cache(small_mnist, tmp_path, monkeypatch):
     again = run_sweep(small_mnist, spec, progress=False)
     assert [r["val_acc"] for r in again] == [r["val_acc"] for r in first]
     assert len(sorted(tmp_path.rglob("*.json"))) == 4
+
+
+def test_sweep_over_other_alphas_or_more_runs_reuses_finished_runs(small_mnist, tmp_path, monkeypatch):
+    """A run depends only on its own (alpha, run): a wider sweep reads it back from the
+    cache instead of training it again (the capacity chapter reuses resilience runs)."""
+    monkeypatch.setenv("QMU_CACHE_DIR", str(tmp_path))
+    cfg = TrainConfig(2, 16, 0.01)
+    narrow = run_sweep(small_mnist, SweepSpec(ModelSpec("mlp", hidden=(4, 2)), "label_flip", (0.2,), 1, cfg),
+                       progress=False)
+    wide = run_sweep(small_mnist, SweepSpec(ModelSpec("mlp", hidden=(4, 2)), "label_flip", (0.0, 0.2), 2, cfg),
+                     progress=False)
+    assert len(list(tmp_path.rglob("*.json"))) == 4
+    reused = [r for r in wide if r["alpha"] == 0.2 and r["run"] == 0]
+    assert reused == narrow  # the very record, its timing included: not trained again
