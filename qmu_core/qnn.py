@@ -154,8 +154,8 @@ class QNN:
         commute with it, and any gate acting only outside the current support of the
         Heisenberg-evolved observable cancels (U^dagger O U = O). So layer D contributes one
         rotation (on qubit n-1), layer D-1 three (on a ring), and so on, two more per layer,
-        until the whole register is covered. The dropped parameters have exactly zero gradient in
-        the full circuit too; the kernel simply never computes them.
+        until the whole register is covered. The dropped parameters have exactly zero
+        gradient in the full circuit too; the kernel simply never computes them.
         """
         n, pairs = self.n_qubits, self.pairs
         support, out = {n - 1}, []
@@ -166,6 +166,16 @@ class QNN:
                 support |= set(pairs[p])
             out.append((tuple(sorted(support)), zz))
         return tuple(reversed(out))
+
+    @cached_property
+    def live_mask(self) -> np.ndarray:
+        """Boolean mask of shape :attr:`param_shape`: True for the angles inside the light
+        cone (:attr:`light_cone`), the only ones that can change the output."""
+        mask = np.zeros(self.param_shape, bool)
+        for layer, (qubits, pairs) in enumerate(self.light_cone):
+            mask[layer, list(qubits), :3] = True
+            mask[layer, list(pairs), 3] = True
+        return mask
 
     @cached_property
     def blocks(self) -> tuple[tuple[tuple[int, int], ...], ...]:

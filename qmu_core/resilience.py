@@ -270,6 +270,49 @@ class CapacityParams:
         return out
 
 
+def capacity_reading(summary: pd.DataFrame, models, *, n_inputs: int, n_qubits: int
+                     ) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Per model of the capacity study (SI Fig. S1): size, angles reaching the output,
+    and :func:`read_curve` of its validation accuracy; plus preformatted strings for
+    ``glue`` ('n/a' where the execution did not cover them, so the page always builds).
+
+    ``models``: :meth:`CapacityParams.models`; ``n_inputs``/``n_qubits``: the MLP's input
+    size and the QNN's register for the dataset.
+    """
+    from .mlp import MLP
+    from .qnn import QNN
+
+    rows = []
+    for spec, _ in models:
+        d = summary[summary.model_label == spec.label]
+        if spec.kind == "mlp":
+            size = live = MLP(n_inputs, spec.hidden).n_params
+        else:
+            qnn = QNN(n_qubits, spec.depth)
+            size, live = qnn.n_params, qnn.n_live_params
+        rows.append({"model": spec.label, "parameters": size, "reaching the output": live,
+                     **read_curve(d.alpha, d.val_acc_mean)})
+    table = pd.DataFrame(rows)
+
+    def family(kind: str, col: str):
+        return table[table.model.str.startswith(kind)][col]
+
+    def at_alpha(a: float, col: str, kind: str) -> pd.Series:
+        d = summary[np.isclose(summary.alpha, a) & summary.model_label.str.startswith(kind)]
+        return d.set_index("model_label")[col]
+
+    glue = {}
+    for kind in ("MLP", "QNN"):
+        k = kind.lower()
+        glue[f"cap_{k}_slopes"] = ", ".join(f"{v:+.2f}" for v in family(kind, "slope_0_04")) or "n/a"
+        glue[f"cap_{k}_alpha_c"] = ", ".join(fmt_alpha(a) for a in family(kind, "alpha_c")) or "n/a"
+        v4 = at_alpha(0.4, "val_acc_mean", kind)
+        glue[f"cap_{k}_val_4"] = ", ".join(f"{m} {v:.2f}" for m, v in v4.items()) or "n/a"
+    tr3 = at_alpha(0.3, "train_acc_mean", "MLP")
+    glue["cap_mlp_train_3"] = f"{tr3.min():.2f} to {tr3.max():.2f}" if len(tr3) else "n/a"
+    return table, glue
+
+
 def plot_capacity(summary: pd.DataFrame, what: str = "val"):
     """SI Fig. S1 layout: one panel per model family, one curve per size/depth."""
     import matplotlib.pyplot as plt

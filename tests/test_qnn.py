@@ -142,10 +142,7 @@ def test_angles_outside_the_light_cone_do_not_change_the_full_circuit(entangler)
     rng = np.random.default_rng(11)
     params = rng.uniform(-np.pi, np.pi, model.param_shape)
     state = random_states(1, 6, seed=2)[0]
-    live = np.zeros(model.param_shape, bool)
-    for layer, (qubits, pairs) in enumerate(model.light_cone):
-        live[layer, list(qubits), :3] = True
-        live[layer, list(pairs), 3] = True
+    live = model.live_mask
     assert live.sum() == model.n_live_params < model.n_params
     base = numpy_expectation(params, state, entangler=entangler)
     dead = params + np.where(live, 0.0, rng.uniform(0.5, 1.0, model.param_shape))
