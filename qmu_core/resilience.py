@@ -269,6 +269,11 @@ class CapacityParams:
         out += [(ModelSpec("qnn", depth=d), qnn_cfg) for d in self.qnn_depths]
         return out
 
+    def specs(self) -> list[SweepSpec]:
+        """The sweeps of the study: every model of :meth:`models` under label flipping."""
+        return resilience_specs("xxz", alphas=self.alphas, n_runs=self.n_runs, epoch_scale=self.epoch_scale,
+                                seed=self.seed, corruptions=("label_flip",), models=self.models())
+
 
 def capacity_reading(summary: pd.DataFrame, models, *, n_inputs: int, n_qubits: int
                      ) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -27,9 +27,7 @@ if not 0 <= k < n:
 if args.chapter == "resilience":
     jobs = [(name, resilience.resilience_specs(name, n_runs=args.n_runs)) for name in ("mnist", "xxz")]
 else:
-    cp = resilience.CapacityParams(n_runs=args.n_runs)
-    jobs = [("xxz", resilience.resilience_specs("xxz", n_runs=cp.n_runs, corruptions=("label_flip",),
-                                                models=cp.models()))]
+    jobs = [("xxz", resilience.CapacityParams(n_runs=args.n_runs).specs())]
 for name, specs in jobs:
     ds = data.load(name)
     for s in sorted(specs, key=lambda s: s.model.kind == "qnn"):  # cheap MLPs first
