@@ -1,14 +1,16 @@
 """PROTOTYPE, not used by qmu_core: QNN gradients by the adjoint method in numba loops.
 
-Status (issue #2, throughput): exact, but not yet faster end to end; kept so the next
-attempt starts from working code. Needs ``pip install numba`` (not a project dependency).
+Status (issue #2, throughput): exact; end to end only slightly faster than the XLA kernel
+at 10 qubits and slower at 12; kept so the next attempt starts from working code.
+Needs ``pip install numba`` (not a project dependency).
 
     python benchmarks/prototypes/adjoint_numba.py      # gradient check + timings
 
-What it does. For each micro-batch of ``lanes`` input states (samples innermost and
-contiguous, so every gate is a SIMD loop over the lanes on data that stays in cache) it
-runs the light-cone circuit forward, then walks it back once, undoing each gate on the
-state (gates are unitary) while carrying lambda = dE/dpsi* from E = <Z_{n-1}> to the input:
+What it does. For each micro-batch of ``lanes`` input states (32 by default, see the
+obstacles below; samples innermost and contiguous, so every gate is a SIMD loop over the
+lanes on data that stays in cache) it runs the light-cone circuit forward, then walks it
+back once, undoing each gate on the state (gates are unitary) while carrying
+lambda = dE/dpsi* from E = <Z_{n-1}> to the input:
 
 * gate G (psi_out = G psi_in on each amplitude pair): dE/dRe G = 2 Re M, dE/dIm G = -2 Im M,
   M[a, c] = sum over pairs of conj(lambda_out[a]) psi_in[c];
@@ -37,8 +39,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-
-LANES = 8  # states simulated together (one AVX2 register of float32 per amplitude)
 
 
 @numba.njit(cache=True)
