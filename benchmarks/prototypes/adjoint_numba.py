@@ -214,15 +214,11 @@ def expectation_and_jacobian(states, gates, theta, cone_qubits, cone_pairs, zz, 
 
 # ----------------------------------------------------------------------------- JAX side
 def _constants(model):
-    n, depth, pairs = model.n_qubits, model.depth, model.pairs
-    cone_q = np.zeros((depth, n), bool)
-    cone_p = np.zeros((depth, len(pairs)), bool)
-    for layer, (qubits, ps) in enumerate(model.light_cone):
-        cone_q[layer, list(qubits)] = True
-        cone_p[layer, list(ps)] = True
+    """The light cone (from ``QNN.live_mask``), the pair parities and the readout's sign."""
+    pairs, live = model.pairs, model.live_mask
     z = model._z_table
     zz = np.stack([z[a] * z[b] for a, b in pairs]).astype(np.float32)
-    return cone_q, cone_p, zz, z[n - 1].astype(np.float32)
+    return live[:, :, 0], live[:, : len(pairs), 3], zz, z[model.n_qubits - 1]
 
 
 def make_expectation(model, lanes: int = 32):
