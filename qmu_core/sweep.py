@@ -23,8 +23,7 @@ from .config import ModelSpec, TrainConfig
 from .corruption import CORRUPTIONS, corrupt
 from .data import Dataset
 from .io import atomic_write_text
-from .qnn import KERNEL
-from .training import train
+from .training import qnn_kernel_name, train
 from .validation import check_alpha, check_choice, check_int
 
 
@@ -64,7 +63,7 @@ def cache_folder(ds: Dataset, spec: SweepSpec):
     or more runs (e.g. the capacity chapter's D = 4 curve) reuses every run already done."""
     fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
     if spec.model.kind == "qnn":
-        fields["kernel"] = KERNEL
+        fields["kernel"] = qnn_kernel_name()
     key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
     return paths.cache_dir() / "sweeps" / hashlib.sha256(key.encode()).hexdigest()[:20]
 

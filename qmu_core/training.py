@@ -3,7 +3,9 @@
 For the QNN, one epoch is one compiled XLA program (a ``lax.scan`` over the
 mini-batches) and full-set metrics are a second one, run every ``eval_every`` epochs.
 Both are compiled once per (model, set size, config) and reused run after run, so a
-sweep of 50 trainings pays one compilation and no per-step Python overhead.
+sweep of 50 trainings pays one compilation and no per-step Python overhead. The circuit
+inside them is :func:`qnn_kernel`'s: the adjoint-method kernel (:mod:`qmu_core.adjoint`)
+on a CPU, the XLA kernel :meth:`QNN.expectation` on an accelerator.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import optax
 import torch
 
+from . import adjoint, qnn
 from .config import ModelSpec, TrainConfig
 from .data import as_real_features
 from .mlp import MLP
@@ -61,9 +64,21 @@ def bce_from_logits(z, y):
 
 
 # --------------------------------------------------------------------------- QNN
-def _eval_set(model: QNN, params, x, y):
+def qnn_kernel_name() -> str:
+    """Which simulation trains the QNN here: the adjoint kernel on a CPU (measured 2-3x
+    faster there, benchmarks/), XLA's :meth:`QNN.expectation` on a GPU or TPU. Part of the
+    sweep cache key, so runs of different kernels (different rounding) never mix."""
+    return adjoint.KERNEL if jax.default_backend() == "cpu" else qnn.KERNEL
+
+
+def qnn_kernel(model: QNN):
+    """The expectation function ``f(params, states)`` named by :func:`qnn_kernel_name`."""
+    return adjoint.expectation_fn(model) if qnn_kernel_name() == adjoint.KERNEL else model.expectation
+
+
+def _eval_set(logits, params, x, y):
     """Mean loss and accuracy over a whole (zero-padded) set; ``y < 0`` marks padding."""
-    z = jax.lax.map(lambda xb: model.logits(params, xb), x).reshape(-1)
+    z = jax.lax.map(lambda xb: logits(params, xb), x).reshape(-1)
     yy = y.reshape(-1)
     mask = (yy >= 0).astype(z.dtype)
     loss = jnp.sum(bce_from_logits(z, yy) * mask) / jnp.sum(mask)
@@ -93,9 +108,13 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
     opt = optax.adam(cfg.lr)
     bs = min(cfg.batch_size, n_train)
     n_full, rem = divmod(n_train, bs)
+    expectation = qnn_kernel(model)
+
+    def logits(params, xb):
+        return qnn.OUTPUT_SCALE * expectation(params, xb)
 
     def loss_fn(params, xb, yb):
-        return jnp.mean(bce_from_logits(model.logits(params, xb), yb))
+        return jnp.mean(bce_from_logits(logits(params, xb), yb))
 
     grad_fn = jax.value_and_grad(loss_fn)
 
@@ -122,7 +141,7 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
 
     @jax.jit
     def evaluate(params, xt, yt, xv, yv):
-        return jnp.stack([*_eval_set(model, params, xt, yt), *_eval_set(model, params, xv, yv)])
+        return jnp.stack([*_eval_set(logits, params, xt, yt), *_eval_set(logits, params, xv, yv)])
 
     return opt, epoch, evaluate
 
