@@ -8,15 +8,20 @@ authors' code: ``[j, i, 0:3]`` the rotation angles on qubit i in layer j, ``[j, 
 the RZZ angle on pair (i, i+1 mod n).  Gate conventions are tensorcircuit's
 (R_P(t) = exp(-i t P / 2)); qubit 0 is the most significant bit of the amplitude index.
 
-Two simulations of the same circuit:
+Three simulations of the same circuit:
 
 * :meth:`QNN.circuit` builds the ``tc.Circuit`` gate by gate (drawing, reference checks).
-* :meth:`QNN.expectation` is the training kernel. It applies only the gates inside the
-  backward light cone of the measured qubit (:attr:`QNN.light_cone`; at 12 qubits and
-  depth 4 that is 16 of the 48 rotations), fuses the rotations of neighbouring qubits
-  into one small dense matrix per block (the Kronecker product of the fused single-qubit
-  gates, applied as a GEMM) and applies the RZZ gates as one elementwise multiplication
-  by a diagonal. It is checked against the ``tc.Circuit`` in the tests.
+* :meth:`QNN.expectation`, in XLA, applies only the gates inside the backward light cone
+  of the measured qubit (:attr:`QNN.light_cone`; at 12 qubits and depth 4 that is 16 of
+  the 48 rotations), fuses the rotations of neighbouring qubits into one small dense
+  matrix per block (the Kronecker product of the fused single-qubit gates, applied as a
+  GEMM) and applies the RZZ gates as one elementwise multiplication by a diagonal. It
+  trains the QNN on accelerators and is differentiable to any order (Hessian chapter).
+* :mod:`qmu_core.adjoint` runs the same light-cone circuit in compiled CPU loops and
+  differentiates it by the adjoint method; it trains the QNN on a CPU
+  (:func:`qmu_core.training.qnn_kernel_name`).
+
+All are checked against each other and an independent NumPy simulation in the tests.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ ENTANGLERS = ("ring", "chain")
 OUTPUT_SCALE = 5.0  # p = sigmoid(5 <Z>) in the paper's code
 INIT_STD = 0.01  # parameters ~ N(0, 0.01^2)
 MAX_BLOCK = 5  # largest block of qubits fused into one dense matrix (see QNN.blocks)
-# Part of the sweep cache key of every QNN run: change it whenever a change to the kernel
-# changes its floating-point results, so that cached runs are never mixed across kernels.
+# Part of the sweep cache key of every QNN run trained by this kernel: change it whenever a
+# change to the kernel changes its floating-point results, so cached runs never mix kernels.
 KERNEL = "light-cone-v1"
 
 
