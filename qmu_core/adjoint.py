@@ -225,17 +225,23 @@ def _chunks_backward(c0, c1, res, ct, gates, ph_r, ph_i, cone_q, cone_p, has_ph,
 
 
 # ----------------------------------------------------------------------------- host side
+def _n_threads() -> int:
+    """The cores this process may use (one chunk range per core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="qmu-adjoint")
+    return ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="qmu-adjoint")
 
 
 def _parallel(fn, n_chunks: int, *args) -> None:
-    """Run fn(c0, c1, *args) over contiguous slices of the chunks, one per thread."""
-    n = min(n_chunks, _pool()._max_workers)
+    """Run fn(c0, c1, *args) over contiguous ranges of the chunks, one range per thread."""
+    n = min(n_chunks, _n_threads())
+    if n == 0:
+        return
     cuts = [n_chunks * t // n for t in range(n + 1)]
-    futures = [_pool().submit(fn, cuts[t], cuts[t + 1], *args) for t in range(n) if cuts[t] < cuts[t + 1]]
-    for f in futures:
+    for f in [_pool().submit(fn, cuts[t], cuts[t + 1], *args) for t in range(n)]:
         f.result()
 
 

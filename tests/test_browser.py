@@ -20,6 +20,7 @@ import base64
 import html.parser
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -287,6 +288,9 @@ MATH_JS = """
 }))()
 """
 LINKS_JS = "Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+# the prose of a page (paragraphs, list items, table cells), where glued numbers land
+PROSE_JS = "Array.from(document.querySelectorAll('main p, main li, main td')).map(e => e.innerText)"
+QUOTED_NUMBER = re.compile(r"['\u2018\u2019][-+\u2212]?\d[^'\u2018\u2019]{1,40}['\u2019]")
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +315,7 @@ def visited(html_dir, site, browser):
             math = browser.evaluate(MATH_JS)
         entry["math"] = math
         entry["links"] = browser.evaluate(LINKS_JS)
+        entry["prose"] = browser.evaluate(PROSE_JS)
         entry["exceptions"] = browser.exceptions()
         report[rel] = entry
     return report
@@ -340,6 +345,14 @@ def test_pages_load_with_a_title(visited):
 def test_images_load(visited):
     bad = [f"{rel}: {src}" for rel, e in visited.items() for src in e.get("broken_images", [])]
     assert not bad, "images that did not load:\n" + "\n".join(bad)
+
+
+def test_glued_numbers_read_as_plain_text(visited):
+    """A glued string must render as its text, not as its Python repr ('0.99 ± 0.01').
+    (A quoted single digit is prose: the digits '1' and '9' of the MNIST task.)"""
+    bad = [f"{rel}: {m.group(0)!r}" for rel, e in visited.items() for t in e.get("prose", [])
+           for m in QUOTED_NUMBER.finditer(t)]
+    assert not bad, "quoted values in the prose:\n" + "\n".join(bad[:20])
 
 
 def test_math_renders(visited):
