@@ -1,13 +1,14 @@
 """The QNN's CPU training kernel: <Z_{n-1}> and its gradient by the adjoint method.
 
 Same circuit as :meth:`qmu_core.qnn.QNN.expectation` (only the gates inside the light cone,
-the three rotations of a qubit fused into one 2x2 gate), simulated differently, because on
-a CPU the XLA program spends most of its time moving the state rather than computing:
+the three rotations of a qubit fused into one 2x2 gate), simulated differently: on two CPU
+cores that XLA formulation (block GEMMs, reverse-mode autodiff keeping every intermediate
+state) trained 2-3x slower (benchmarks/qnn_throughput.py, issue #2).
 
 * The states of a chunk of ``LANES`` samples are stored amplitude-major with the samples
   innermost, ``psi[k * LANES + b]`` (real and imaginary parts apart), so every gate is a
   stream of SIMD operations over contiguous data that stays in the core's cache.
-* A 2x2 gate costs 2 complex multiply-adds per amplitude, against 2^k for a k-qubit block.
+* k single-qubit gates cost 2k complex multiply-adds per amplitude, a k-qubit block 2^k.
 * The gradient comes from one backward walk (the adjoint method): undo each gate on the
   state (the gates are unitary) while carrying lambda = c_b Z psi back from the readout,
   where c_b is the cotangent of sample b's output, and add up each gate's derivative over
@@ -20,7 +21,9 @@ a CPU the XLA program spends most of its time moving the state rather than compu
     the cotangent of theta_p is sum_k zz_p[k] sum_b Im(conj(lambda[k]) psi[k]).
 
 Chunks run on a thread pool (numba releases the GIL); their gradients are summed in chunk
-order, so the result does not depend on the number of threads. JAX sees the kernel as a
+order, so the result does not depend on the number of threads. Sums over amplitudes are
+accumulated in float64 and vectorised (``fastmath``), so the last bits depend on the CPU's
+vector width: the same numbers on the same machine, not across instruction sets. JAX sees the kernel as a
 ``jax.custom_vjp`` around two ``jax.pure_callback`` calls (forward, backward), usable
 inside ``jit`` and ``lax.scan``; it is differentiable once (the Hessian chapter uses
 :meth:`QNN.expectation`). Where the speed comes from and what it costs is measured in

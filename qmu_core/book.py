@@ -65,7 +65,7 @@ TIMINGS_COLUMNS = [
 #: when nbval re-executes them), so they do not depend on where the repository lies.
 NBVAL_RESULTS_DIR = ".cache/nbval-results"
 BUILD_STAMP = ".qmu-build.json"
-VERSION_PACKAGES = ["numpy", "scipy", "jax", "jaxlib", "tensorcircuit-ng", "torch", "qmu"]
+VERSION_PACKAGES = ["numpy", "scipy", "jax", "jaxlib", "numba", "tensorcircuit-ng", "torch", "qmu"]
 
 
 # --------------------------------------------------------------------------------------
