@@ -3,7 +3,7 @@
 Same circuit as :meth:`qmu_core.qnn.QNN.expectation` (only the gates inside the light cone,
 the three rotations of a qubit fused into one 2x2 gate), simulated differently: on two CPU
 cores that XLA formulation (block GEMMs, reverse-mode autodiff keeping every intermediate
-state) trained 2-3x slower (benchmarks/qnn_throughput.py, issue #2).
+state) trained 1.3-2x slower (benchmarks/qnn_throughput.py; issue #2).
 
 * The states of a chunk of ``LANES`` samples are stored amplitude-major with the samples
   innermost, ``psi[k * LANES + b]`` (real and imaginary parts apart), so every gate is a

@@ -65,9 +65,10 @@ def bce_from_logits(z, y):
 
 # --------------------------------------------------------------------------- QNN
 def qnn_kernel_name() -> str:
-    """Which simulation trains the QNN here: the adjoint kernel on a CPU (measured 2-3x
-    faster there, benchmarks/), XLA's :meth:`QNN.expectation` on a GPU or TPU. Part of the
-    sweep cache key, so runs of different kernels (different rounding) never mix."""
+    """Which simulation trains the QNN here: the adjoint kernel on a CPU (a sweep's runs took
+    half the time of the XLA kernel's on two cores), XLA's :meth:`QNN.expectation` on a GPU
+    or TPU. Part of the sweep cache key, so runs of different kernels (different rounding)
+    never mix."""
     return adjoint.KERNEL if jax.default_backend() == "cpu" else qnn.KERNEL
 
 
