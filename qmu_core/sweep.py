@@ -23,7 +23,7 @@ from .config import ModelSpec, TrainConfig
 from .corruption import CORRUPTIONS, corrupt
 from .data import Dataset
 from .io import atomic_write_text
-from .training import qnn_kernel_name, train
+from .training import MLP_OPTIMIZER, qnn_kernel_name, train
 from .validation import check_alpha, check_choice, check_int
 
 
@@ -64,6 +64,8 @@ def cache_folder(ds: Dataset, spec: SweepSpec):
     fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
     if spec.model.kind == "qnn":
         fields["kernel"] = qnn_kernel_name()
+    else:
+        fields["optimizer"] = MLP_OPTIMIZER
     key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
     return paths.cache_dir() / "sweeps" / hashlib.sha256(key.encode()).hexdigest()[:20]
 
