@@ -83,14 +83,16 @@ def bench_baseline(n, depth, bs, steps=20):
 
 
 def _median_call(f, reps):
-    """Median wall time of ``reps`` calls of ``f`` (each waited for): robust to the
-    occasional stall of a shared machine."""
+    """Median wall time of ``reps`` calls of ``f`` (each waited for; its result may be JAX
+    or NumPy arrays): robust to the occasional stall of a shared machine."""
     import statistics
+
+    import jax
 
     times = []
     for _ in range(reps):
         t = time.perf_counter()
-        f().block_until_ready()
+        jax.block_until_ready(f())
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -137,21 +139,11 @@ def bench_qmu(n, depth, bs, batches_per_epoch=20, epochs=10):
         theta = np.asarray(params[:, : len(model.pairs), 3])
         xn, ct = np.asarray(xb), np.ones(bs, np.float32)
         res = circ.forward(xn, gates, theta, keep=True)[1]
-        t_f = _median_call(lambda: _Done(circ.forward(xn, gates, theta, keep=True)), 50)
-        t_b = _median_call(lambda: _Done(circ.backward(res, ct, gates, theta)), 50)
+        t_f = _median_call(lambda: circ.forward(xn, gates, theta, keep=True), 50)
+        t_b = _median_call(lambda: circ.backward(res, ct, gates, theta), 50)
         out["backward_over_forward"] = t_b / t_f
         out["kernel_share"] = (t_f + t_b) / (per_grad * bs)
     return out
-
-
-class _Done:
-    """Lets _median_call time plain NumPy work (already finished when it returns)."""
-
-    def __init__(self, _):
-        pass
-
-    def block_until_ready(self):
-        return self
 
 
 def main():
@@ -203,6 +195,7 @@ def main():
               f"{q['forward_gflops_per_s']:.0f} GFLOP/s"
               + (f"; backward/forward {q['backward_over_forward']:.1f}; kernel {100 * q['kernel_share']:.0f}% of a step"
                  if "kernel_share" in q else ""))
+
 
 if __name__ == "__main__":
     main()
