@@ -67,11 +67,16 @@ def random_states(n: int, dim: int, *, complex_valued: bool, rng: np.random.Gene
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def corrupt(x: np.ndarray, y: np.ndarray, alpha: float, kind: str, seed: int) -> CorruptedSet:
+def corrupt(x: np.ndarray, y: np.ndarray, alpha: float, kind: str, seed: int,
+            *, n_active: int | None = None) -> CorruptedSet:
     """Corrupt a fraction ``alpha`` of (x, y) by ``kind`` and shuffle, with a seeded draw.
 
     ``label_flip``: y -> 1 - y. ``feature_random``: x -> a random normalised vector
-    (complex Gaussian if ``x`` is complex, real Gaussian otherwise), label kept.
+    (complex Gaussian if ``x`` is complex, real Gaussian otherwise), label kept. The noise
+    is drawn in the first ``n_active`` features only (default: all) and the rest are zero,
+    like the zero padding of a real sample: for MNIST the released code draws it in the 784
+    pixel dimensions and pads to 1024, so a random vector is no easier to tell apart by
+    its padding than an image (:attr:`qmu_core.data.Dataset.n_active`).
     """
     alpha = check_alpha(alpha)
     check_choice("kind", kind, CORRUPTIONS)
@@ -81,14 +86,16 @@ def corrupt(x: np.ndarray, y: np.ndarray, alpha: float, kind: str, seed: int) ->
         raise ParameterError(f"x has {len(x)} samples but y has {len(y)}")
     if not np.isin(y, (0, 1)).all():
         raise ParameterError("labels y must be 0 or 1")
+    n_active = x.shape[1] if n_active is None else check_int("n_active", n_active, min=1, max=x.shape[1])
     rng = np.random.default_rng(seed)
     idx = _pick_balanced(y, n_corrupted(alpha, len(y), kind), rng)
     x_new, y_new = x.copy(), y.copy()
     if kind == "label_flip":
         y_new[idx] = 1 - y_new[idx]
     else:
-        x_new[idx] = random_states(
-            len(idx), x.shape[1], complex_valued=np.iscomplexobj(x), rng=rng
+        x_new[idx] = 0
+        x_new[idx, :n_active] = random_states(
+            len(idx), n_active, complex_valued=np.iscomplexobj(x), rng=rng
         ).astype(x.dtype)
     perm = rng.permutation(len(y))
     was_corrupted = np.zeros(len(y), dtype=bool)

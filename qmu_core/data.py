@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from itertools import combinations
@@ -27,6 +28,7 @@ MNIST_FILE = "mnist_1v9.npz"
 MNIST_SHA256 = "1a4ad592b6f704c63fab9352132e80ff5032a03d231034acd288d9861f39f8b3"
 MNIST_TRAIN_AVAILABLE = 1000  # per digit, shipped in the package
 MNIST_VAL_AVAILABLE = 2144  # every 1 or 9 of the MNIST test file
+MNIST_PIXELS = 784
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +48,12 @@ class Dataset:
     @property
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
+
+    @property
+    def n_active(self) -> int:
+        """Leading features that can carry data: 784 pixels of a zero-padded MNIST vector,
+        all of them otherwise. Feature randomisation draws its noise there only."""
+        return int(self.meta.get("n_active", self.n_features))
 
     @property
     def n_qubits(self) -> int:
@@ -93,7 +101,7 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
     return x / norms
 
 
-def mnist_images(n_per_class: int = 250, n_val: int = 1000):
+def mnist_images(n_per_class: int = 250, n_val: int = MNIST_VAL_AVAILABLE):
     """Raw uint8 images (N, 28, 28) and labels (label 0 = digit 1, label 1 = digit 9)."""
     n_per_class = check_int("n_per_class", n_per_class, min=1, max=MNIST_TRAIN_AVAILABLE)
     n_val = check_int("n_val", n_val, min=1, max=MNIST_VAL_AVAILABLE)
@@ -105,12 +113,14 @@ def mnist_images(n_per_class: int = 250, n_val: int = 1000):
     return x_train, y_train, x_val, y_val
 
 
-def mnist_1v9(n_per_class: int = 250, n_val: int = 1000, n_features: int = 1024) -> Dataset:
+def mnist_1v9(n_per_class: int = 250, n_val: int = MNIST_VAL_AVAILABLE, n_features: int = 1024) -> Dataset:
     """MNIST '1' (label 0) vs '9' (label 1) as in the paper (Methods; SPEC.md).
 
     Training set: the first ``n_per_class`` images of each digit of the MNIST training
     file (ones first, then nines); validation: the first ``n_val`` ones-or-nines of the
-    test file, in file order. Each image is flattened, divided by 255 and L2-normalised;
+    test file, in file order. The default, all 2144 of them, is what the published
+    accuracies were measured on (each is a multiple of 1/2144); the released ``datar.py``
+    slices the first 1000. Each image is flattened, divided by 255 and L2-normalised;
     ``n_features=1024`` zero-pads to 2**10 amplitudes for the 10-qubit QNN, ``784`` keeps
     the raw pixels (the SI's [16, 4] MLP of the Hessian study).
     """
@@ -120,7 +130,7 @@ def mnist_1v9(n_per_class: int = 250, n_val: int = 1000, n_features: int = 1024)
     def features(imgs: np.ndarray) -> np.ndarray:
         x = _normalise_rows(imgs.reshape(len(imgs), -1).astype(np.float64) / 255.0)
         if n_features == 1024:
-            x = np.pad(x, ((0, 0), (0, 1024 - 784)))
+            x = np.pad(x, ((0, 0), (0, 1024 - MNIST_PIXELS)))
         return x.astype(np.float32)
 
     return Dataset(
@@ -129,7 +139,8 @@ def mnist_1v9(n_per_class: int = 250, n_val: int = 1000, n_features: int = 1024)
         y_train,
         features(x_val),
         y_val,
-        meta={"n_per_class": n_per_class, "n_val": n_val, "classes": ("digit 1", "digit 9")},
+        meta={"n_per_class": n_per_class, "n_val": n_val, "classes": ("digit 1", "digit 9"),
+              "n_active": MNIST_PIXELS},
     )
 
 
@@ -256,44 +267,95 @@ def xxz_ground_states(
     return (states, energies) if return_energies else states
 
 
-def xxz_train_grid(n_per_class: int = 0) -> np.ndarray:
-    """Training Deltas: 0 = the paper's stated grids (97 + 100 points, step 0.02); N > 0 =
-    N evenly spaced points per phase over the same ranges (N = 41 gives the 82 training
-    states that the published numbers imply; SPEC.md, Discrepancy)."""
-    n_per_class = check_int("xxz_n_per_class", n_per_class, min=0, max=1000)
-    if n_per_class == 0:
-        return XXZ_TRAIN_DELTAS
-    if n_per_class < 2:
-        raise ParameterError(f"parameter 'xxz_n_per_class' must be 0 or >= 2, got {n_per_class}")
-    return np.round(np.concatenate([np.linspace(-0.96, 0.96, n_per_class),
-                                    np.linspace(1.02, 3.0, n_per_class)]), 10)
+#: The two XXZ training/validation sets (SPEC.md, Discrepancy (sizes)).
+XXZ_SETS = ("paper_text", "released_code")
+#: The global phase of each ground state (SPEC.md, Discrepancy (gauge)).
+XXZ_GAUGES = ("fixed", "random_phase")
+#: points per phase of the released code's single grid: training = every second state
+#: (41), validation = the states in between (42)
+_RELEASED_PER_PHASE = 83
+
+
+def xxz_grids(xxz_set: str = "released_code") -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation Deltas of a named XXZ set.
+
+    * ``"paper_text"``: the grids the Methods state, 97 + 100 training states (step 0.02)
+      and 199 validation states between them;
+    * ``"released_code"``: the sizes the published accuracies imply (multiples of 1/82 and
+      1/84): per phase one grid of 83 evenly spaced Deltas over the stated range, training
+      on every second point (41 per phase) and validation on the 42 points in between and
+      at both ends, so the two sets interleave as in the released ``datar.py``. That file's
+      own Deltas are not published; this grid has its sizes and its structure.
+    """
+    check_choice("xxz_set", xxz_set, XXZ_SETS)
+    if xxz_set == "paper_text":
+        return XXZ_TRAIN_DELTAS, XXZ_VAL_DELTAS
+    phases = [np.linspace(-0.96, 0.96, _RELEASED_PER_PHASE), np.linspace(1.02, 3.0, _RELEASED_PER_PHASE)]
+    train = np.round(np.concatenate([g[1::2] for g in phases]), 10)
+    val = np.round(np.concatenate([g[0::2] for g in phases]), 10)
+    return train, val
+
+
+def random_phases(n: int, seed: int, which: str) -> np.ndarray:
+    """``n`` phase factors e^{i phi}, phi uniform in [0, 2 pi), from ``seed`` and a label
+    (``"train"``/``"val"``): the same draw whatever else is random in a run."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(f"xxz-gauge-{which}".encode())])
+    return np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, n))
 
 
 def xxz_dataset(
-    train_deltas=None, val_deltas=None, L: int = 12, critical_delta: float = XXZ_CRITICAL_DELTA
+    train_deltas=None,
+    val_deltas=None,
+    L: int = 12,
+    critical_delta: float = XXZ_CRITICAL_DELTA,
+    *,
+    gauge: str = "fixed",
+    gauge_seed: int = 0,
 ) -> Dataset:
-    """XXZ phase classification: label 0 for Delta < 1 (gapless), 1 for Delta > 1."""
+    """XXZ phase classification: label 0 for Delta < 1 (gapless), 1 for Delta > 1.
+
+    ``gauge`` fixes the global phase of each state, which exact diagonalisation leaves
+    free: ``"fixed"`` keeps our real states with the sign of their largest amplitude
+    positive; ``"random_phase"`` multiplies each training and validation state by its own
+    seeded phase e^{i phi} (:func:`random_phases`), as states produced without fixing the
+    phase would be. The QNN's output <psi|U^dag Z U|psi> is the same for either, the MLP's
+    input [Re psi, Im psi] is not (resilience chapter).
+    """
     train_deltas = XXZ_TRAIN_DELTAS if train_deltas is None else np.asarray(train_deltas, float)
     val_deltas = XXZ_VAL_DELTAS if val_deltas is None else np.asarray(val_deltas, float)
+    check_choice("xxz_gauge", gauge, XXZ_GAUGES)
+    gauge_seed = check_int("gauge_seed", gauge_seed, min=0)
     for name, g in (("train_deltas", train_deltas), ("val_deltas", val_deltas)):
         if np.any(np.isclose(g, critical_delta)):
             raise ParameterError(f"parameter '{name}' contains the critical point Delta={critical_delta}")
-    x_train = xxz_ground_states(train_deltas, L).astype(np.complex64)
-    x_val = xxz_ground_states(val_deltas, L).astype(np.complex64)
+    x_train = xxz_ground_states(train_deltas, L)
+    x_val = xxz_ground_states(val_deltas, L)
+    if gauge == "random_phase":
+        x_train = x_train * random_phases(len(x_train), gauge_seed, "train")[:, None]
+        x_val = x_val * random_phases(len(x_val), gauge_seed, "val")[:, None]
     return Dataset(
         "xxz",
-        x_train,
+        x_train.astype(np.complex64),
         (train_deltas > critical_delta).astype(np.int64),
-        x_val,
+        x_val.astype(np.complex64),
         (val_deltas > critical_delta).astype(np.int64),
-        meta={"L": L, "train_deltas": train_deltas, "val_deltas": val_deltas},
+        meta={"L": L, "train_deltas": train_deltas, "val_deltas": val_deltas, "gauge": gauge,
+              "gauge_seed": gauge_seed},
     )
 
 
+def xxz(xxz_set: str = "released_code", gauge: str = "fixed", *, gauge_seed: int = 0, L: int = 12) -> Dataset:
+    """A named XXZ set (:func:`xxz_grids`) in a gauge (:func:`xxz_dataset`)."""
+    train, val = xxz_grids(xxz_set)
+    ds = xxz_dataset(train, val, L, gauge=gauge, gauge_seed=gauge_seed)
+    return replace(ds, meta={**ds.meta, "set": xxz_set})
+
+
 def load(dataset: str, **kwargs) -> Dataset:
-    """``'mnist'`` or ``'xxz'`` by name (the notebooks' entry point)."""
+    """``'mnist'`` (:func:`mnist_1v9`) or ``'xxz'`` (:func:`xxz`) by name, with that
+    function's keyword arguments (the notebooks' entry point)."""
     check_choice("dataset", dataset, ("mnist", "xxz"))
-    return mnist_1v9(**kwargs) if dataset == "mnist" else xxz_dataset(**kwargs)
+    return mnist_1v9(**kwargs) if dataset == "mnist" else xxz(**kwargs)
 
 
 def xxz_correlations(states: np.ndarray, L: int) -> dict[str, np.ndarray]:

@@ -1,8 +1,9 @@
-"""The resilience experiment (Fig. 2c, 2d; SI Fig. S1): sweeps over the corruption ratio.
+"""The resilience experiment (Fig. 2c, 2d): sweeps over the corruption ratio alpha.
 
-Builds the sweeps of a chapter from its parameters, runs them, returns tidy tables
-(one row per dataset/model/corruption/alpha/run) and reads them: the plateau, the
-critical ratio alpha_c and the degradation rate, estimated from the data.
+Builds the sweeps of a chapter from its parameters, runs them and returns a tidy table
+(one row per dataset/gauge/model/corruption/alpha/run). Reading the curves is
+:mod:`qmu_core.reading`, the comparison with the authors' numbers
+:mod:`qmu_core.published`, SI Fig. S1 :mod:`qmu_core.capacity`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import data, paths
-from .config import ModelSpec, TrainConfig, paper_setting
+from .config import TrainConfig, paper_setting
 from .data import Dataset
 from .io import atomic_write_text
 from .sweep import SweepSpec, run_sweep
@@ -22,8 +23,14 @@ from .validation import (ParameterError, check_alpha, check_choice, check_float,
                          check_sequence, check_str)
 
 PAPER_ALPHAS = tuple(round(0.1 * k, 1) for k in range(10))
-RESULT_COLUMNS = ["dataset", "model", "model_label", "corruption", "alpha", "run",
+RESULT_COLUMNS = ["dataset", "gauge", "model", "model_label", "corruption", "alpha", "run",
                   "train_acc", "val_acc", "train_loss", "val_loss", "n_corrupted", "seconds"]
+CORRUPTION_NAMES = {"label_flip": "label flipping", "feature_random": "feature randomisation"}
+#: the ``gauge`` column of a dataset without a phase freedom (MNIST)
+NO_GAUGE = "none"
+
+#: a sweep job: the dataset it runs on and its spec
+Job = tuple[Dataset, SweepSpec]
 
 
 def final_only(cfg: TrainConfig) -> TrainConfig:
@@ -62,283 +69,179 @@ def resilience_specs(
     return specs
 
 
-def run(ds: Dataset, specs: list[SweepSpec], *, progress: bool = True) -> pd.DataFrame:
-    """Run (or load from the cache) every sweep; a tidy frame, one row per run."""
+def gauge_of(ds: Dataset) -> str:
+    """The ``gauge`` column of ``ds``'s rows: 'fixed'/'random_phase' for XXZ, 'none' else."""
+    return ds.meta.get("gauge", NO_GAUGE)
+
+
+def run(jobs: list[Job], *, progress: bool = True) -> pd.DataFrame:
+    """Run (or load from the cache) every sweep of ``jobs``; a tidy frame, one row per run."""
     rows = []
-    for s in specs:
-        for rec in run_sweep(ds, s, progress=progress):
-            rows.append({k: rec[k] for k in RESULT_COLUMNS})
+    for ds, spec in jobs:
+        for rec in run_sweep(ds, spec, progress=progress):
+            rows.append({**{k: rec[k] for k in RESULT_COLUMNS if k != "gauge"}, "gauge": gauge_of(ds)})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def summarise(df: pd.DataFrame, by=("dataset", "model_label", "corruption", "alpha")) -> pd.DataFrame:
+def curve_key(df: pd.DataFrame) -> pd.Series:
+    """A short name per curve: 'MLP [64,16]', 'MLP [64,16], random phase', 'QNN D=4'.
+
+    The gauge is named only where the frame holds the same model under two gauges."""
+    label = df.model_label.astype(str)
+    two = df.groupby(["dataset", "model_label"]).gauge.transform("nunique") > 1
+    return label.where(~two, label + ", " + df.gauge.str.replace("_", " "))
+
+
+def summarise(df: pd.DataFrame, by=("dataset", "gauge", "model", "model_label", "corruption", "alpha")
+              ) -> pd.DataFrame:
     """Mean and standard deviation over runs of the final accuracies."""
-    g = df.groupby(list(by), sort=False)[["train_acc", "val_acc"]]
+    by = [b for b in by if b in df.columns]
+    g = df.groupby(by, sort=False)[["train_acc", "val_acc"]]
     out = g.agg(["mean", "std"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     return out.reset_index()
 
 
-def crossing(alphas: np.ndarray, values: np.ndarray, level: float) -> float:
-    """First alpha where ``values`` falls below ``level``, by linear interpolation (nan if never)."""
-    alphas, values = np.asarray(alphas, float), np.asarray(values, float)
-    below = np.flatnonzero(values < level)
-    if len(below) == 0:
-        return float("nan")
-    i = below[0]
-    if i == 0:
-        return float(alphas[0])
-    a0, a1, v0, v1 = alphas[i - 1], alphas[i], values[i - 1], values[i]
-    return float(a0 + (v0 - level) * (a1 - a0) / (v0 - v1))
-
-
-def read_curve(alphas, val_mean, *, drop: float = 0.05) -> dict[str, float]:
-    """Plateau end, critical ratio and initial slope of one validation-accuracy curve.
-
-    * ``plateau_end``: the first alpha where accuracy falls ``drop`` below its clean value;
-    * ``alpha_c``: where it crosses halfway between its clean value and chance (0.5);
-    * ``slope_0_04``: least-squares slope of accuracy vs alpha over alpha in [0, 0.4].
-    """
-    alphas, v = np.asarray(alphas, float), np.asarray(val_mean, float)
-    m = alphas <= 0.4 + 1e-9
-    slope = float(np.polyfit(alphas[m], v[m], 1)[0]) if m.sum() >= 2 else float("nan")
-    return {
-        "clean": float(v[0]),
-        "plateau_end": crossing(alphas, v, v[0] - drop),
-        "alpha_c": crossing(alphas, v, 0.5 * (v[0] + 0.5)),
-        "slope_0_04": slope,
-    }
-
-
-def plot(summary: pd.DataFrame, dataset: str, *, models=None, axes=None):
-    """Fig. 2 layout: rows = models, columns = corruptions; train (solid) and val (dashed)."""
+def plot(summary: pd.DataFrame, dataset: str, *, published: pd.DataFrame | None = None, axes=None):
+    """Fig. 2 layout: rows = curves (model, and gauge where there are two), columns =
+    corruptions; training accuracy solid, validation dashed, bands = ± 1 sd over runs.
+    ``published`` (a :func:`summarise` of the authors' runs) is overlaid as grey error bars
+    on the panels of the same dataset, model and corruption."""
     import matplotlib.pyplot as plt
 
-    from .plotting import COLORS
+    from .plotting import COLORS, PUBLISHED_STYLE
 
-    sub = summary[summary.dataset == dataset]
-    models = models or list(dict.fromkeys(sub.model_label))
+    sub = summary[summary.dataset == dataset].copy()
+    sub["curve"] = curve_key(sub)
+    # the paper's order: MLP rows (one per gauge) above the QNN
+    curves = sorted(dict.fromkeys(sub.curve), key=lambda c: (not c.startswith("MLP"), list(sub.curve).index(c)))
     corrs = list(dict.fromkeys(sub.corruption))
     if axes is None:
-        fig, axes = plt.subplots(len(models), len(corrs), figsize=(3.3 * len(corrs), 2.6 * len(models)),
-                                 sharex=True, sharey=True, squeeze=False)
-    for i, m in enumerate(models):
+        _, axes = plt.subplots(len(curves), len(corrs), figsize=(3.4 * len(corrs), 2.5 * len(curves)),
+                               sharex=True, sharey=True, squeeze=False)
+    for i, m in enumerate(curves):
         for j, c in enumerate(corrs):
             ax = axes[i][j]
-            d = sub[(sub.model_label == m) & (sub.corruption == c)]
+            d = sub[(sub.curve == m) & (sub.corruption == c)]
             for what, style in (("train", "-"), ("val", "--")):
                 mu, sd = d[f"{what}_acc_mean"].to_numpy(), d[f"{what}_acc_std"].fillna(0).to_numpy()
                 ax.plot(d.alpha, mu, style, color=COLORS[what], label="training" if what == "train" else "validation")
                 ax.fill_between(d.alpha, mu - sd, mu + sd, color=COLORS[what], alpha=0.2, lw=0)
-            ax.set_title(f"{m}, {c.replace('_', ' ')}")
-            ax.set_ylim(0.0, 1.02)
-            if i == len(models) - 1:
+            if published is not None and len(d):
+                p = published[(published.dataset == dataset) & (published.model == d.model.iloc[0])
+                              & (published.corruption == c)]
+                for what, marker in (("train", "s"), ("val", "o")):
+                    ax.errorbar(p.alpha, p[f"{what}_acc_mean"], yerr=p[f"{what}_acc_std"].fillna(0),
+                                marker=marker, label=f"published {'training' if what == 'train' else 'validation'}",
+                                **PUBLISHED_STYLE)
+            ax.set_title(f"{m}, {CORRUPTION_NAMES.get(c, c)}", fontsize=9)
+            ax.set_ylim(0.0, 1.04)
+            if i == len(curves) - 1:
                 ax.set_xlabel(r"noise ratio $\alpha$")
             if j == 0:
                 ax.set_ylabel("accuracy")
-    axes[0][0].legend(loc="lower left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][0].figure.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
+                             bbox_to_anchor=(0.5, -0.01))
     return axes
 
 
 @dataclass(frozen=True)
+class XXZData:
+    """Which XXZ data a chapter uses: the set (:func:`qmu_core.data.xxz_grids`) and the
+    gauges; every model runs under the first gauge, the MLPs under each of them (the QNN's
+    output does not depend on the gauge, the MLP's input does)."""
+
+    xxz_set: str = "released_code"
+    xxz_gauges: tuple = ("fixed", "random_phase")
+
+    def __post_init__(self):
+        check_choice("xxz_set", self.xxz_set, data.XXZ_SETS)
+        gauges = check_sequence("xxz_gauges", self.xxz_gauges,
+                                lambda n, v: check_choice(n, v, data.XXZ_GAUGES))
+        if len(set(gauges)) != len(gauges):
+            raise ParameterError(f"parameter 'xxz_gauges' lists a gauge twice: {list(gauges)}")
+        object.__setattr__(self, "xxz_gauges", gauges)
+
+    def datasets(self) -> dict[str, Dataset]:
+        return {g: data.xxz(self.xxz_set, g) for g in self.xxz_gauges}
+
+    def jobs(self, specs: list[SweepSpec]) -> list[Job]:
+        """The QNN sweeps on the first gauge's data, the MLP sweeps on every gauge's."""
+        sets = self.datasets()
+        first = self.xxz_gauges[0]
+        return [(ds, s) for g, ds in sets.items() for s in specs if s.model.kind == "mlp" or g == first]
+
+
+def check_alphas(alphas) -> tuple[float, ...]:
+    alphas = check_sequence("alphas", alphas, lambda n, v: check_alpha(v, n))
+    if list(alphas) != sorted(set(alphas)):
+        raise ParameterError(f"parameter 'alphas' must be strictly increasing, got {list(alphas)}")
+    return alphas
+
+
+@dataclass(frozen=True)
 class ResilienceParams:
-    """Validated parameters of the resilience and capacity chapters."""
+    """Validated parameters of the resilience chapter (their meaning: the notebook's
+    parameters cell)."""
 
     dataset: str = "both"
     n_runs: int = 5
     alphas: tuple = PAPER_ALPHAS
     epoch_scale: float = 1.0
     mnist_mlp: str = "code"
+    mnist_n_val: int = data.MNIST_VAL_AVAILABLE
+    xxz_set: str = "released_code"
+    xxz_gauges: tuple = ("fixed", "random_phase")
     dtype: str = "complex64"
     seed: int = 0
-    xxz_n_per_class: int = 0
     results_dir: str = ""
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, ("mnist", "xxz", "both"))
-        data.xxz_train_grid(self.xxz_n_per_class)  # validates it
         check_int("n_runs", self.n_runs, min=1)
-        alphas = check_sequence("alphas", self.alphas, lambda n, v: check_alpha(v, n))
-        if list(alphas) != sorted(set(alphas)):
-            raise ParameterError(f"parameter 'alphas' must be strictly increasing, got {list(alphas)}")
-        object.__setattr__(self, "alphas", alphas)
+        object.__setattr__(self, "alphas", check_alphas(self.alphas))
         check_float("epoch_scale", self.epoch_scale, min=0.0, max=1.0, min_inclusive=False)
         check_choice("mnist_mlp", self.mnist_mlp, ("code", "si"))
+        check_int("mnist_n_val", self.mnist_n_val, min=1, max=data.MNIST_VAL_AVAILABLE)
+        object.__setattr__(self, "xxz_gauges", self.xxz.xxz_gauges)
         check_choice("dtype", self.dtype, ("complex64", "complex128"))
         check_int("seed", self.seed, min=0)
         check_str("results_dir", self.results_dir)
 
     @property
+    def xxz(self) -> XXZData:
+        return XXZData(self.xxz_set, self.xxz_gauges)
+
+    @property
     def datasets(self) -> tuple[str, ...]:
         return ("mnist", "xxz") if self.dataset == "both" else (self.dataset,)
 
-    def load(self, name: str) -> Dataset:
-        """The dataset ``name`` as this chapter's parameters define it."""
-        if name == "xxz":
-            return data.xxz_dataset(train_deltas=data.xxz_train_grid(self.xxz_n_per_class))
-        return data.load(name)
+    def specs(self, name: str) -> list[SweepSpec]:
+        return resilience_specs(name, alphas=self.alphas, n_runs=self.n_runs, epoch_scale=self.epoch_scale,
+                                seed=self.seed, mnist_mlp=self.mnist_mlp, dtype=self.dtype)
+
+    def mnist(self) -> Dataset:
+        return data.mnist_1v9(n_val=self.mnist_n_val)
+
+    def jobs(self) -> list[Job]:
+        """Every sweep of the chapter with the dataset it runs on."""
+        out: list[Job] = []
+        if "mnist" in self.datasets:
+            ds = self.mnist()
+            out += [(ds, s) for s in self.specs("mnist")]
+        if "xxz" in self.datasets:
+            out += self.xxz.jobs(self.specs("xxz"))
+        return out
 
     @property
     def results_path(self) -> Path:
         return paths.results_path(self.results_dir)
-
-
-def fmt_mean_std(values) -> str:
-    v = np.asarray(values, float)
-    return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
-
-
-def fmt_alpha(a: float) -> str:
-    return "not reached" if not np.isfinite(a) else f"{a:.2f}"
-
-
-def reading(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Per (dataset, model, corruption): clean accuracy, plateau end, alpha_c, slope.
-
-    Returns a table and a dict of preformatted strings for ``glue`` (keys like
-    ``mnist_qnn_label_flip_alpha_c``); every key exists for every combination of the
-    paper, 'n/a' where the chapter did not run it, so the page always builds.
-    """
-    summ = summarise(df, by=("dataset", "model", "corruption", "alpha"))
-    rows, glue = [], {}
-    for ds in ("mnist", "xxz"):
-        for model in ("mlp", "qnn"):
-            for c in ("label_flip", "feature_random"):
-                key = f"{ds}_{model}_{c}"
-                d = summ[(summ.dataset == ds) & (summ.model == model) & (summ.corruption == c)]
-                if len(d) == 0:
-                    for k in ("clean", "plateau_end", "alpha_c", "slope"):
-                        glue[f"{key}_{k}"] = "n/a"
-                    for a in (0.0, 0.3, 0.5, 0.7, 0.9):
-                        glue[f"{key}_val_{round(a * 10)}"] = "n/a"
-                        glue[f"{key}_train_{round(a * 10)}"] = "n/a"
-                    continue
-                r = read_curve(d.alpha, d.val_acc_mean)
-                rows.append({"dataset": ds, "model": model, "corruption": c, **r})
-                glue[f"{key}_clean"] = f"{r['clean']:.3f}"
-                glue[f"{key}_plateau_end"] = fmt_alpha(r["plateau_end"])
-                glue[f"{key}_alpha_c"] = fmt_alpha(r["alpha_c"])
-                glue[f"{key}_slope"] = f"{r['slope_0_04']:+.2f}"
-                for a in (0.0, 0.3, 0.5, 0.7, 0.9):
-                    sel = df[(df.dataset == ds) & (df.model == model) & (df.corruption == c)
-                             & np.isclose(df.alpha, a)]
-                    glue[f"{key}_val_{round(a * 10)}"] = fmt_mean_std(sel.val_acc) if len(sel) else "n/a"
-                    glue[f"{key}_train_{round(a * 10)}"] = fmt_mean_std(sel.train_acc) if len(sel) else "n/a"
-    return pd.DataFrame(rows), glue
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
     """Tidy CSV, written atomically, numbers rounded to what the runs resolve."""
     return atomic_write_text(path, df.round(6).to_csv(index=False))
-
-
-@dataclass(frozen=True)
-class CapacityParams:
-    """Validated parameters of the capacity chapter (SI Fig. S1: XXZ, label flipping)."""
-
-    mlp_sizes: tuple = ((64, 16), (32, 8), (16, 4), (8, 2), (8, 4))
-    qnn_depths: tuple = (4, 5, 6, 7)
-    n_runs: int = 5
-    alphas: tuple = PAPER_ALPHAS
-    epoch_scale: float = 1.0
-    seed: int = 0
-    results_dir: str = ""
-
-    def __post_init__(self):
-        sizes = check_sequence(
-            "mlp_sizes", self.mlp_sizes,
-            lambda n, v: check_sequence(n, v, lambda m, h: check_int(m, h, min=1)), min_len=0)
-        object.__setattr__(self, "mlp_sizes", sizes)
-        object.__setattr__(self, "qnn_depths", check_sequence(
-            "qnn_depths", self.qnn_depths, lambda n, v: check_int(n, v, min=1, max=20), min_len=0))
-        if not sizes and not self.qnn_depths:
-            raise ParameterError("parameters 'mlp_sizes' and 'qnn_depths' are both empty: nothing to run")
-        common = ResilienceParams(dataset="xxz", n_runs=self.n_runs, alphas=self.alphas,
-                                  epoch_scale=self.epoch_scale, seed=self.seed, results_dir=self.results_dir)
-        object.__setattr__(self, "alphas", common.alphas)
-
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)
-
-    def models(self):
-        """(ModelSpec, TrainConfig) of every model of the study, with the XXZ hyperparameters."""
-        mlp_spec, mlp_cfg = paper_setting("xxz", "mlp")
-        qnn_spec, qnn_cfg = paper_setting("xxz", "qnn")
-        out = [(ModelSpec("mlp", hidden=tuple(h)), mlp_cfg) for h in self.mlp_sizes]
-        out += [(ModelSpec("qnn", depth=d), qnn_cfg) for d in self.qnn_depths]
-        return out
-
-    def specs(self) -> list[SweepSpec]:
-        """The sweeps of the study: every model of :meth:`models` under label flipping."""
-        return resilience_specs("xxz", alphas=self.alphas, n_runs=self.n_runs, epoch_scale=self.epoch_scale,
-                                seed=self.seed, corruptions=("label_flip",), models=self.models())
-
-
-def capacity_reading(summary: pd.DataFrame, models, *, n_inputs: int, n_qubits: int
-                     ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Per model of the capacity study (SI Fig. S1): size, angles reaching the output,
-    and :func:`read_curve` of its validation accuracy; plus preformatted strings for
-    ``glue`` ('n/a' where the execution did not cover them, so the page always builds).
-
-    ``models``: :meth:`CapacityParams.models`; ``n_inputs``/``n_qubits``: the MLP's input
-    size and the QNN's register for the dataset.
-    """
-    from .mlp import MLP
-    from .qnn import QNN
-
-    rows = []
-    for spec, _ in models:
-        d = summary[summary.model_label == spec.label]
-        if spec.kind == "mlp":
-            size = live = MLP(n_inputs, spec.hidden).n_params
-        else:
-            qnn = QNN(n_qubits, spec.depth)
-            size, live = qnn.n_params, qnn.n_live_params
-        rows.append({"model": spec.label, "parameters": size, "reaching the output": live,
-                     **read_curve(d.alpha, d.val_acc_mean)})
-    table = pd.DataFrame(rows)
-
-    def family(kind: str, col: str):
-        return table[table.model.str.startswith(kind)][col]
-
-    def at_alpha(a: float, col: str, kind: str) -> pd.Series:
-        d = summary[np.isclose(summary.alpha, a) & summary.model_label.str.startswith(kind)]
-        return d.set_index("model_label")[col]
-
-    glue = {}
-    for kind in ("MLP", "QNN"):
-        k = kind.lower()
-        glue[f"cap_{k}_slopes"] = ", ".join(f"{v:+.2f}" for v in family(kind, "slope_0_04")) or "n/a"
-        glue[f"cap_{k}_alpha_c"] = ", ".join(fmt_alpha(a) for a in family(kind, "alpha_c")) or "n/a"
-        v4 = at_alpha(0.4, "val_acc_mean", kind)
-        glue[f"cap_{k}_val_4"] = ", ".join(f"{m} {v:.2f}" for m, v in v4.items()) or "n/a"
-    tr3 = at_alpha(0.3, "train_acc_mean", "MLP")
-    glue["cap_mlp_train_3"] = f"{tr3.min():.2f} to {tr3.max():.2f}" if len(tr3) else "n/a"
-    return table, glue
-
-
-def plot_capacity(summary: pd.DataFrame, what: str = "val"):
-    """SI Fig. S1 layout: one panel per model family, one curve per size/depth."""
-    import matplotlib.pyplot as plt
-
-    fams = [f for f in ("MLP", "QNN") if summary.model_label.str.startswith(f).any()]
-    fig, axes = plt.subplots(1, len(fams), figsize=(4.2 * len(fams), 3.2), sharey=True, squeeze=False)
-    for ax, fam in zip(axes[0], fams):
-        labels = [m for m in dict.fromkeys(summary.model_label) if m.startswith(fam)]
-        cmap = plt.get_cmap("viridis")
-        for k, m in enumerate(labels):
-            d = summary[summary.model_label == m]
-            mu, sd = d[f"{what}_acc_mean"].to_numpy(), d[f"{what}_acc_std"].fillna(0).to_numpy()
-            col = cmap(k / max(1, len(labels) - 1) * 0.85)
-            ax.plot(d.alpha, mu, "-o", ms=3, color=col, label=m)
-            ax.fill_between(d.alpha, mu - sd, mu + sd, color=col, alpha=0.15, lw=0)
-        ax.set_title(f"{fam}: {'validation' if what == 'val' else 'training'} accuracy")
-        ax.set_xlabel(r"noise ratio $\alpha$")
-        ax.set_ylim(0.0, 1.02)
-        ax.legend(fontsize=7)
-    axes[0][0].set_ylabel("accuracy")
-    return axes
 
 
 def scale_note(n_runs: int, alphas, epoch_scale: float) -> str:
@@ -353,3 +256,11 @@ def scale_note(n_runs: int, alphas, epoch_scale: float) -> str:
     if not gaps:
         return "This page was executed at the paper's scale (5 runs per point, α = 0, 0.1, …, 0.9, the paper's epochs)."
     return "This page was NOT executed at the paper's scale: " + "; ".join(gaps) + "."
+
+
+def neighbour_overlap(ds: Dataset) -> float:
+    """Smallest |<psi_i|psi_i+1>| between consecutive training states of one phase: how
+    alike neighbouring samples of a grid are (the resilience chapter's XXZ discussion)."""
+    x = ds.x_train[np.argsort(ds.meta["train_deltas"])]
+    y = ds.y_train[np.argsort(ds.meta["train_deltas"])]
+    return float(min(data.neighbour_overlaps(x[y == c]).min() for c in (0, 1)))

@@ -74,7 +74,8 @@ def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
     """Corrupt, train, and report the final metrics of one (alpha, run)."""
     a_key = round(alpha * 1000)
     cs = corrupt(ds.x_train, ds.y_train, alpha, spec.corruption,
-                 seed=derive_seed(spec.seed, "corrupt", ds.name, spec.corruption, a_key, run))
+                 seed=derive_seed(spec.seed, "corrupt", ds.name, spec.corruption, a_key, run),
+                 n_active=ds.n_active)
     t0 = time.perf_counter()
     _, _, hist = train(
         spec.model, cs.x, cs.y, ds.x_val, ds.y_val, spec.cfg,

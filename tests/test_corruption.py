@@ -59,6 +59,24 @@ def test_same_seed_same_corruption_other_seed_other():
     assert not np.array_equal(a.forget, c.forget)
 
 
+def test_feature_randomisation_respects_zero_padding():
+    # MNIST: noise drawn in the 784 pixel dimensions, normalised, then zero-padded to 1024
+    from qmu_core import data
+
+    ds = data.mnist_1v9(n_per_class=20, n_val=4)
+    cs = corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3, n_active=ds.n_active)
+    assert len(cs.forget) == 20
+    assert np.all(cs.x[:, 784:] == 0)  # the padded entries of random vectors are zero too
+    np.testing.assert_allclose(np.linalg.norm(cs.x[cs.forget], axis=1), 1.0, atol=1e-6)
+    # and the random vectors are not images: negative entries, which no pixel has
+    assert np.all((cs.x[cs.forget, :784] < 0).any(axis=1))
+    # without n_active, noise spreads over all 1024 entries (the easy tell SPEC.md warns of)
+    cs2 = corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3)
+    assert np.all(np.abs(cs2.x[cs2.forget, 784:]).sum(axis=1) > 0)
+    with pytest.raises(ParameterError, match="n_active"):
+        corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3, n_active=2000)
+
+
 def test_bad_corruption_input():
     x, y = toy()
     with pytest.raises(ParameterError, match=r"'alpha' must lie in \[0.0, 1.0\)"):

@@ -9,7 +9,9 @@ from qmu_core.validation import ParameterError
 
 def test_mnist_subset_shapes_labels_and_normalisation():
     ds = data.mnist_1v9()
-    assert ds.x_train.shape == (500, 1024) and ds.x_val.shape == (1000, 1024)
+    # the published accuracies are multiples of 1/2144: every test-set 1 and 9 by default
+    assert ds.x_train.shape == (500, 1024) and ds.x_val.shape == (2144, 1024)
+    assert ds.n_active == 784 and data.mnist_1v9(n_val=1000).x_val.shape == (1000, 1024)
     assert np.bincount(ds.y_train).tolist() == [250, 250]
     np.testing.assert_allclose(np.linalg.norm(ds.x_train, axis=1), 1.0, atol=1e-6)
     assert np.all(ds.x_train[:, 784:] == 0)  # zero padding to 2**10
@@ -19,7 +21,7 @@ def test_mnist_subset_shapes_labels_and_normalisation():
     assert ds.y_val[:4].tolist() == [0, 0, 1, 1]
     assert a["train_ones_index"][:3].tolist() == [3, 6, 8]  # labels 5 0 4 1 9 2 1 3 1 ...
     assert a["train_nines_index"][:2].tolist() == [4, 19]
-    assert np.bincount(data.mnist_1v9(n_val=2144).y_val).tolist() == [1135, 1009]
+    assert np.bincount(ds.y_val).tolist() == [1135, 1009]
 
 
 def test_mnist_784_features_and_raw_pixels():
@@ -93,6 +95,43 @@ def test_xxz_cache_roundtrip_and_grid_validation(tmp_path, monkeypatch):
         data.xxz_ground_states([-1.5], L=8)
     with pytest.raises(ParameterError, match="'L'"):
         data.xxz_ground_states([0.5], L=7)
+
+
+def test_xxz_named_sets():
+    train, val = data.xxz_grids("released_code")
+    # the sizes the published accuracies imply: multiples of 1/82 and 1/84
+    assert len(train) == 82 and len(val) == 84
+    assert (train < 1).sum() == 41 and (val < 1).sum() == 42
+    # the two sets interleave on one grid per phase: a validation point between any two
+    # consecutive training points of a phase
+    for lo, hi in ((-1, 1), (1, 3.1)):
+        t, v = train[(train > lo) & (train < hi)], val[(val > lo) & (val < hi)]
+        assert v[0] < t[0] and v[-1] > t[-1]
+        assert np.all((v[1:-1] > t[:-1]) & (v[1:-1] < t[1:]))
+    t2, v2 = data.xxz_grids("paper_text")
+    assert len(t2) == 197 and len(v2) == 199
+    with pytest.raises(ParameterError, match="xxz_set"):
+        data.xxz_grids("published")
+
+
+def test_xxz_gauge_random_phase(tmp_path, monkeypatch):
+    monkeypatch.setenv("QMU_CACHE_DIR", str(tmp_path))
+    train, val = [0.2, 0.5, 1.5, 2.0], [0.3, 1.7]
+    fixed = data.xxz_dataset(train, val, L=8)
+    rand = data.xxz_dataset(train, val, L=8, gauge="random_phase", gauge_seed=3)
+    assert np.isrealobj(fixed.x_train) or np.all(fixed.x_train.imag == 0)
+    # the same states up to one phase each: |<fixed|rand>| = 1, but not equal vectors
+    for a, b in ((fixed.x_train, rand.x_train), (fixed.x_val, rand.x_val)):
+        ov = np.abs(np.sum(np.conj(a) * b, axis=1))
+        np.testing.assert_allclose(ov, 1.0, atol=1e-6)
+        assert np.all(np.abs(b.imag).max(axis=1) > 1e-3)
+    # seeded: the same seed gives the same phases, another seed others
+    again = data.xxz_dataset(train, val, L=8, gauge="random_phase", gauge_seed=3)
+    np.testing.assert_array_equal(again.x_train, rand.x_train)
+    other = data.xxz_dataset(train, val, L=8, gauge="random_phase", gauge_seed=4)
+    assert not np.allclose(other.x_train, rand.x_train)
+    with pytest.raises(ParameterError, match="xxz_gauge"):
+        data.xxz_dataset(train, val, L=8, gauge="random")
 
 
 def test_xxz_dataset_default_grids():
