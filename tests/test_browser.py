@@ -33,8 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from qmu_core import book, paths
-from qmu_core.chapters import CHAPTERS
+from qmu_core import paths
+from qmu_core.book.build import build_book, build_is_fresh
+from qmu_core.book.registry import CHAPTERS
 
 ARTIFACTS = paths.ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -171,10 +172,10 @@ def chromium():
 def html_dir(tmp_path_factory):
     """The built book: _build/html when our build made it from the current sources, else a
     fresh build in a temporary folder (the repository's _build is left alone)."""
-    if book.build_is_fresh():
+    if build_is_fresh():
         return paths.BUILD_HTML
     out = tmp_path_factory.mktemp("book")
-    return book.build_book(out, quiet=True)
+    return build_book(out, quiet=True)
 
 
 @pytest.fixture(scope="module")

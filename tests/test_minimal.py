@@ -9,6 +9,7 @@ import pytest
 import sympy as sp
 
 from qmu_core import minimal as M
+from qmu_core.precision import float64_scope
 from qmu_core.validation import ParameterError
 
 
@@ -76,7 +77,7 @@ def test_float64_scope_restores_state_on_error():
 
     before = (bool(jax.config.read("jax_enable_x64")), tc.dtypestr, tc.backend.name)
     with pytest.raises(RuntimeError):
-        with M.float64_scope():
+        with float64_scope():
             assert tc.dtypestr == "complex128"
             raise RuntimeError("boom")
     assert (bool(jax.config.read("jax_enable_x64")), tc.dtypestr, tc.backend.name) == before

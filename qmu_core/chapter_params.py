@@ -1,62 +1,22 @@
-"""The book's chapters: which notebook, what title, and the small 'ci' parameter set.
+"""Parameters of the chapters that have no experiment module of their own.
 
-The paper-scale defaults live in each notebook's ``parameters`` cell (the single source of
-truth for a chapter's parameters and their types); ``ci`` overrides them for the small
-executions that nbval re-checks in CI.
+The data, models and notes chapters show pieces of several modules (data sets and their
+corruption, the two models and the QNN's kernels, the timings) rather than run one
+experiment, so their parameter classes live here; the experiments' classes live with their
+science (``resilience.ResilienceParams``, ``minimal.HessianParams``, ...). Each class is a
+frozen dataclass whose fields are exactly the names of its notebook's ``parameters`` cell;
+the notebook builds it in the cell after the parameters, and the book pipeline builds it
+before starting a kernel (``qmu_core.book.registry``), so both refuse a bad value with the
+same ``ParameterError``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import paths
 from .validation import ParameterError, check_alpha, check_float, check_int, check_str
-
-
-@dataclass(frozen=True)
-class Chapter:
-    name: str  # command-line name, also the notebook's stem
-    title: str
-    paper: str  # the paper section / figures it reproduces
-    ci: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def notebook(self) -> str:
-        return f"{self.name}.ipynb"
-
-
-CHAPTERS: dict[str, Chapter] = {
-    c.name: c
-    for c in [
-        Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b", ci={"tsne_points": 120}),
-        Chapter("models", "Models", "Fig. 4", ci={}),
-        Chapter(
-            "resilience",
-            "Resilience to data corruption",
-            "Fig. 2c, 2d",
-            ci={"n_runs": 2, "alphas": [0.0, 0.5], "epoch_scale": 0.05},
-        ),
-        Chapter(
-            "capacity",
-            "Does capacity matter?",
-            "SI Fig. S1",
-            ci={"n_runs": 1, "alphas": [0.0, 0.6], "epoch_scale": 0.05,
-                "mlp_sizes": [[64, 16], [8, 2]], "qnn_depths": [4]},
-        ),
-        Chapter(
-            "hessian",
-            "The analytic single-qubit Hessian",
-            "SI section I",
-            ci={"n_points": 40, "n_check": 20},
-        ),
-        Chapter("notes", "Reproduction notes", "all", ci={}),
-    ]
-}
-
-
-# --------------------------------------------------------------------------- parameters
 
 
 @dataclass(frozen=True)
@@ -100,6 +60,24 @@ class ModelsChapterParams:
         check_int("draw_depth", self.draw_depth, min=1, max=4)
         check_int("n_check_states", self.n_check_states, min=1, max=64)
         check_int("seed", self.seed, min=0)
+        check_str("results_dir", self.results_dir)
+
+    @property
+    def results_path(self) -> Path:
+        return paths.results_path(self.results_dir)
+
+
+@dataclass(frozen=True)
+class NotesParams:
+    """Parameters of the 'Reproduction notes' chapter.
+
+    The notebook checks its one parameter with ``check_str`` itself (the same check, so the
+    same message); this class lets the pipeline refuse a bad value before the kernel starts.
+    """
+
+    results_dir: str = ""
+
+    def __post_init__(self):
         check_str("results_dir", self.results_dir)
 
     @property

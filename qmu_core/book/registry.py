@@ -1,0 +1,79 @@
+"""The book's chapters: notebook, title, parameter class and the small 'ci' parameter set.
+
+The paper-scale defaults live in each notebook's ``parameters`` cell (the single source of
+truth for a chapter's parameters and their types); ``ci`` overrides them for the small
+executions that nbval re-checks in CI. ``params`` names the frozen dataclass that the
+notebook's validation cell builds from those parameters; the pipeline builds the same class
+before starting a kernel, so a bad value is refused at once (see
+:func:`qmu_core.book.parameters.check_values`). It is an import path, imported only then,
+so that listing chapters or building the book never loads the science modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Chapter:
+    name: str  # command-line name, also the notebook's stem
+    title: str
+    paper: str  # the paper section / figures it reproduces
+    params: str  # "module:Class", the parameter class of the notebook's validation cell
+    ci: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.name}.ipynb"
+
+    def parameter_class(self) -> type:
+        """Import and return the class named by ``params``."""
+        module, _, name = self.params.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+CHAPTERS: dict[str, Chapter] = {
+    c.name: c
+    for c in [
+        Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b",
+                "qmu_core.chapter_params:DataChapterParams", ci={"tsne_points": 120}),
+        Chapter("models", "Models", "Fig. 4", "qmu_core.chapter_params:ModelsChapterParams", ci={}),
+        Chapter(
+            "resilience",
+            "Resilience to data corruption",
+            "Fig. 2c, 2d",
+            "qmu_core.resilience:ResilienceParams",
+            ci={"n_runs": 2, "alphas": [0.0, 0.5], "epoch_scale": 0.05},
+        ),
+        Chapter(
+            "capacity",
+            "Does capacity matter?",
+            "SI Fig. S1",
+            "qmu_core.resilience:CapacityParams",
+            ci={"n_runs": 1, "alphas": [0.0, 0.6], "epoch_scale": 0.05,
+                "mlp_sizes": [[64, 16], [8, 2]], "qnn_depths": [4]},
+        ),
+        Chapter(
+            "hessian",
+            "The analytic single-qubit Hessian",
+            "SI section I",
+            "qmu_core.minimal:HessianParams",
+            ci={"n_points": 40, "n_check": 20},
+        ),
+        Chapter("notes", "Reproduction notes", "all", "qmu_core.chapter_params:NotesParams", ci={}),
+    ]
+}
+
+
+def get_chapter(name: str) -> Chapter:
+    """The registered chapter ``name``; an unknown name is a usage error listing the chapters."""
+    try:
+        return CHAPTERS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown chapter '{name}'; the chapters are: {', '.join(CHAPTERS)}"
+        ) from None
