@@ -27,7 +27,7 @@ from .execution import execute_atomically
 from .locations import Locations, shown
 from .parameters import (check_names, check_values, effective_values, inspect_parameters,
                          parameters_markdown)
-from .registry import CHAPTERS, get_chapter
+from .registry import CHAPTERS, execution_order, get_chapter
 from .timings import cpu_count, human_seconds, machine_description, record_timing, utc_now
 
 #: where the ci executions write their results: the git-ignored .cache/. The baselines get
@@ -88,13 +88,15 @@ def run_chapter(
 
 
 def run_all(*, loc: Locations | None = None, build: bool = True, progress: bool = True) -> dict[str, float]:
-    """Every chapter at its defaults, in the order of the table of contents, then one build."""
+    """Every chapter at its defaults, in the order of the table of contents except that a
+    chapter runs after those whose results it reads (:func:`registry.execution_order`),
+    then one build."""
     loc = loc or Locations.from_env()
     missing = [n for n, ch in CHAPTERS.items() if not (loc.notebooks / ch.notebook).exists()]
     if missing:
         raise UsageError(f"notebooks not written yet for: {', '.join(missing)}")
     times, failures = {}, []
-    for name in toc_chapters():
+    for name in execution_order(toc_chapters()):
         try:
             times[name] = run_chapter(name, {}, loc=loc, build=False, progress=progress)
         except (ChapterFailed, ParametersRefused) as exc:

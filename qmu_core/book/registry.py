@@ -25,6 +25,7 @@ class Chapter:
     paper: str  # the paper section / figures it reproduces
     params: str  # "module:Class", the parameter class of the notebook's validation cell
     ci: dict[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()  # chapters whose results this one reads: run-all executes them first
 
     @property
     def notebook(self) -> str:
@@ -39,6 +40,8 @@ class Chapter:
 CHAPTERS: dict[str, Chapter] = {
     c.name: c
     for c in [
+        Chapter("scorecard", "Claims scorecard", "all", "qmu_core.scorecard:ScorecardParams", ci={},
+                after=("resilience", "capacity", "hessian")),
         Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b",
                 "qmu_core.chapter_params:DataChapterParams", ci={"tsne_points": 120}),
         Chapter("models", "Models", "Fig. 4", "qmu_core.chapter_params:ModelsChapterParams", ci={}),
@@ -53,7 +56,7 @@ CHAPTERS: dict[str, Chapter] = {
             "capacity",
             "Does capacity matter?",
             "SI Fig. S1",
-            "qmu_core.resilience:CapacityParams",
+            "qmu_core.capacity:CapacityParams",
             ci={"n_runs": 1, "alphas": [0.0, 0.6], "epoch_scale": 0.05,
                 "mlp_sizes": [[64, 16], [8, 2]], "qnn_depths": [4]},
         ),
@@ -64,9 +67,25 @@ CHAPTERS: dict[str, Chapter] = {
             "qmu_core.minimal:HessianParams",
             ci={"n_points": 40, "n_check": 20},
         ),
-        Chapter("notes", "Reproduction notes", "all", "qmu_core.chapter_params:NotesParams", ci={}),
+        Chapter("notes", "Reproduction notes", "all", "qmu_core.chapter_params:NotesParams", ci={},
+                after=("data", "models", "resilience", "capacity", "hessian")),
     ]
 }
+
+
+def execution_order(names) -> list[str]:
+    """``names`` (in table-of-contents order) reordered so that every chapter comes after the
+    chapters of its ``after`` that are among them; otherwise the order is kept."""
+    names, done, out = list(names), set(), []
+    while len(out) < len(names):
+        for n in names:
+            if n not in done and all(d in done or d not in names for d in CHAPTERS[n].after):
+                done.add(n)
+                out.append(n)
+                break
+        else:
+            raise ValueError(f"circular 'after' among chapters: {[n for n in names if n not in done]}")
+    return out
 
 
 def get_chapter(name: str) -> Chapter:
