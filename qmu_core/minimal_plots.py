@@ -12,8 +12,23 @@ import numpy as np
 
 from .minimal_models import MODEL_LABELS, MODELS
 
+#: a jump of theta* larger than this between neighbouring alphas is a switch to another
+#: branch of minima, not a continuous move: the line is broken there
+BRANCH_JUMP = 1.0
+
+
+def broken_at_jumps(a: np.ndarray, th: np.ndarray, jump: float = BRANCH_JUMP):
+    """(alpha, theta*) with a NaN inserted between neighbours more than ``jump`` apart, so a
+    line plot shows a switch of branch as a gap instead of a slope."""
+    a, th = np.asarray(a, float), np.asarray(th, float)
+    cut = np.flatnonzero(np.abs(np.diff(th)) > jump) + 1
+    return np.insert(a, cut, np.nan), np.insert(th, cut, np.nan)
+
+
 def plot_curvature_maps(maps: dict[str, np.ndarray], s: float, example: dict[str, float] | None = None):
-    """2 x 3 panels: H_QNN, Term B's contribution, H_MLP; rows y = 0 and y = 1; H = 0 drawn."""
+    """2 x 3 panels: H_QNN, Term B's contribution, H_MLP; rows y = 0 and y = 1. The black
+    line in each QNN panel is where the quantity shown changes sign (H_QNN = 0 on the left,
+    B = 0 in the middle); H_MLP is never negative and gets a one-sided colour scale."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
@@ -26,8 +41,11 @@ def plot_curvature_maps(maps: dict[str, np.ndarray], s: float, example: dict[str
             ax = axes[row, col]
             Z = maps["mlp"] if kind == "mlp" else maps[f"{kind}_y{y}"]
             lim = max(float(np.max(np.abs(Z))), 1e-12)
-            norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
-            im = ax.pcolormesh(X, T, Z, norm=norm, cmap="RdBu_r", shading="auto", rasterized=True)
+            if kind == "mlp":  # x^2 p (1 - p) >= 0: a sequential scale from zero
+                im = ax.pcolormesh(X, T, Z, vmin=0.0, vmax=lim, cmap="Reds", shading="auto", rasterized=True)
+            else:
+                norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
+                im = ax.pcolormesh(X, T, Z, norm=norm, cmap="RdBu_r", shading="auto", rasterized=True)
             if np.min(Z) < 0 < np.max(Z):
                 ax.contour(X, T, Z, levels=[0.0], colors="k", linewidths=1.2)
             fig.colorbar(im, ax=ax, shrink=0.85)
@@ -43,7 +61,7 @@ def plot_curvature_maps(maps: dict[str, np.ndarray], s: float, example: dict[str
         ax.set_xlabel("x")
     if example is not None:
         axes[0, 0].legend(loc="lower left", fontsize=8, frameon=True)
-    fig.suptitle(f"Per-point curvature, s = {s:g} (black line: H = 0)")
+    fig.suptitle(f"Per-point curvature, s = {s:g} (black lines: where the quantity shown changes sign)")
     return fig
 
 
@@ -62,9 +80,16 @@ def plot_dataset_study(rows: list[dict], colors: dict[str, str], theta_max: floa
             a = np.array([r["alpha"] for r in rs])
             lab = f"{MODEL_LABELS[model]}, s = {s:g}"
             kw = dict(ls=ls, marker="o", ms=3, color=colors[model], label=lab)
+            if model == "mlp" and i > 0:
+                # the neuron's loss depends on s theta only: its curves other than theta*
+                # coincide for every s, so draw them as open markers on top of the first
+                kw.update(ls="none", marker="o", ms=6, mfc="none")
             th = np.array([r["theta_star"] for r in rs])
             ax = axes[0, 0] if model == "qnn" else axes[0, 1]
-            ax.plot(a, th, **kw)
+            if model == "qnn":
+                ax.plot(*broken_at_jumps(a, th), **kw)
+            else:
+                ax.plot(a, th, **{**kw, "ls": ls, "ms": 3, "mfc": colors[model]})
             if model == "mlp":
                 bound = np.array([r["theta_at_bound"] for r in rs], dtype=bool)
                 if bound.any():
@@ -80,7 +105,7 @@ def plot_dataset_study(rows: list[dict], colors: dict[str, str], theta_max: floa
                     axes[1, 1].axvline(ac, color=colors["qnn"], ls=ls, lw=0.9)
     axes[0, 0].axhline(-np.pi / 2, color="0.5", lw=0.8)
     axes[0, 0].set_yticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], [r"$-\pi$", r"$-\pi/2$", "0", r"$\pi/2$", r"$\pi$"])
-    axes[0, 0].set_title(r"qubit: $\theta^*(\alpha)$ (grey: $-\pi/2$)")
+    axes[0, 0].set_title(r"qubit: $\theta^*(\alpha)$ (grey: $-\pi/2$; gaps: switch of branch)")
     title = r"neuron: $\theta^*(\alpha)$"
     if theta_max is not None:
         title += rf" (x: on the bound $|\theta|={theta_max:g}$)"
@@ -106,15 +131,17 @@ def landscape_alphas(alphas, k: int = 5) -> list[float]:
     return [float(pool[i]) for i in idx]
 
 
-def plot_landscapes(curves: dict[str, Any], s: float, color: str):
+def plot_landscapes(curves: dict[str, Any], s: float):
     """The qubit's mean loss over theta for a few alphas: the clean minimum turns into a maximum."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), constrained_layout=True)
     alphas = sorted(curves["curves"])
+    cmap = plt.get_cmap("viridis")
     for i, alpha in enumerate(alphas):
-        shade = 0.25 + 0.75 * (i / max(1, len(alphas) - 1))
-        ax.plot(curves["theta"], curves["curves"][alpha], color=color, alpha=shade, label=rf"$\alpha$ = {alpha:g}")
+        # a sequential map from dark to light: every curve, alpha = 0 included, stays visible
+        ax.plot(curves["theta"], curves["curves"][alpha], color=cmap(0.85 * i / max(1, len(alphas) - 1)),
+                label=rf"$\alpha$ = {alpha:g}")
     ax.axvline(-np.pi / 2, color="0.5", lw=0.8)
     ax.set_xticks([-np.pi, -np.pi / 2, 0, np.pi / 2, np.pi], [r"$-\pi$", r"$-\pi/2$", "0", r"$\pi/2$", r"$\pi$"])
     ax.set_xlabel(r"$\theta$")
