@@ -29,18 +29,25 @@ class TrainConfig:
         return TrainConfig(e, self.batch_size, self.lr, min(self.eval_every, e))
 
 
+#: the classical families of the classical-models chapter (qmu_core.classical.FAMILIES)
+CLASSICAL_KINDS = ("logistic", "linear_svm", "rbf_svm", "rff", "cnn", "resnet")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model: ``kind='qnn'`` with ``depth`` (+ gate options) or ``kind='mlp'`` with ``hidden``."""
+    """Which model: ``kind='qnn'`` with ``depth`` (+ gate options), ``kind='mlp'`` with
+    ``hidden``, or a classical family of :mod:`qmu_core.classical` with its ``setting``."""
 
     kind: str
     depth: int = 4
     hidden: tuple[int, ...] = (64, 16)
     rotations: tuple[str, str, str] = ("rx", "ry", "rx")
     entangler: str = "ring"
+    setting: str = "standard"
 
     def __post_init__(self):
-        check_choice("model", self.kind, ("qnn", "mlp"))
+        check_choice("model", self.kind, ("qnn", "mlp", *CLASSICAL_KINDS))
+        check_choice("setting", self.setting, ("standard", "alternative"))
         check_int("depth", self.depth, min=1)
         object.__setattr__(
             self, "hidden", check_sequence("hidden", self.hidden, lambda n, v: check_int(n, v, min=1))
@@ -51,7 +58,11 @@ class ModelSpec:
     def label(self) -> str:
         if self.kind == "qnn":
             return f"QNN D={self.depth}"
-        return "MLP [" + ",".join(map(str, self.hidden)) + "]"
+        if self.kind == "mlp":
+            return "MLP [" + ",".join(map(str, self.hidden)) + "]"
+        from .classical import ClassicalSpec
+
+        return ClassicalSpec(self.kind, self.setting).label
 
 
 def paper_setting(dataset: str, model: str, mnist_mlp: str = "code") -> tuple[ModelSpec, TrainConfig]:
