@@ -17,7 +17,8 @@ from . import data, paths
 from .config import ModelSpec, TrainConfig, paper_setting
 from .data import Dataset
 from .io import atomic_write_text
-from .sweep import SweepSpec, run_sweep
+from .parallel import run_sweeps
+from .sweep import SweepSpec
 from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int,
                          check_sequence, check_str)
 
@@ -62,12 +63,25 @@ def resilience_specs(
     return specs
 
 
-def run(ds: Dataset, specs: list[SweepSpec], *, progress: bool = True) -> pd.DataFrame:
-    """Run (or load from the cache) every sweep; a tidy frame, one row per run."""
-    rows = []
-    for s in specs:
-        for rec in run_sweep(ds, s, progress=progress):
-            rows.append({k: rec[k] for k in RESULT_COLUMNS})
+def run(ds: Dataset, specs: list[SweepSpec], *, progress: bool = True, scheduler: str | None = None,
+        workers: int | None = None) -> pd.DataFrame:
+    """Run (or load from the cache) every sweep of ``specs`` on ``ds``; a tidy frame, one row
+    per run. :func:`run_many` for one dataset (``scheduler``, ``workers`` as there)."""
+    return run_many([(ds, specs)], progress=progress, scheduler=scheduler, workers=workers)
+
+
+def run_many(sweeps, *, progress: bool = True, scheduler: str | None = None,
+             workers: int | None = None) -> pd.DataFrame:
+    """Every sweep of ``sweeps`` = [(Dataset, [SweepSpec, ...]), ...] through one pool of
+    workers (:func:`qmu_core.parallel.run_sweeps`: cached runs are read, the others computed
+    on one worker per core by default, on the Dask cluster at ``scheduler``, or in this
+    process with ``workers=1``); one tidy frame, rows in the order of ``sweeps`` and specs.
+    The resilience and capacity chapters call it with all their sweeps at once."""
+    if not isinstance(sweeps, list) or not all(isinstance(x, tuple) and len(x) == 2 for x in sweeps):
+        raise ParameterError(f"parameter 'sweeps' must be a list of (Dataset, [SweepSpec, ...]) pairs, got {sweeps!r:.80}")
+    jobs = [(ds, s) for ds, specs in sweeps for s in specs]
+    records = run_sweeps(jobs, progress=progress, scheduler=scheduler, workers=workers)
+    rows = [{k: rec[k] for k in RESULT_COLUMNS} for recs in records for rec in recs]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
