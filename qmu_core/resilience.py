@@ -18,7 +18,8 @@ from . import data, paths
 from .config import TrainConfig, paper_setting
 from .data import Dataset
 from .io import atomic_write_text
-from .sweep import SweepSpec, run_sweep
+from .parallel import run_sweeps
+from .sweep import SweepSpec
 from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int,
                          check_sequence, check_str)
 
@@ -74,12 +75,17 @@ def gauge_of(ds: Dataset) -> str:
     return ds.meta.get("gauge", NO_GAUGE)
 
 
-def run(jobs: list[Job], *, progress: bool = True) -> pd.DataFrame:
-    """Run (or load from the cache) every sweep of ``jobs``; a tidy frame, one row per run."""
-    rows = []
-    for ds, spec in jobs:
-        for rec in run_sweep(ds, spec, progress=progress):
-            rows.append({**{k: rec[k] for k in RESULT_COLUMNS if k != "gauge"}, "gauge": gauge_of(ds)})
+def run(jobs: list[Job], *, progress: bool = True, scheduler: str | None = None,
+        workers: int | None = None) -> pd.DataFrame:
+    """Every sweep of ``jobs`` = [(Dataset, SweepSpec), ...] through one pool of workers
+    (:func:`qmu_core.parallel.run_sweeps`: cached runs are read, the others computed on one
+    worker per core by default, on the Dask cluster at ``scheduler``, or in this process
+    with ``workers=1``); one tidy frame, one row per run, in the order of ``jobs``."""
+    if not isinstance(jobs, list) or not all(isinstance(j, tuple) and len(j) == 2 for j in jobs):
+        raise ParameterError(f"parameter 'jobs' must be a list of (Dataset, SweepSpec) pairs, got {jobs!r:.80}")
+    records = run_sweeps(jobs, progress=progress, scheduler=scheduler, workers=workers)
+    rows = [{**{k: rec[k] for k in RESULT_COLUMNS if k != "gauge"}, "gauge": gauge_of(ds)}
+            for (ds, _), recs in zip(jobs, records) for rec in recs]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 

@@ -1,10 +1,16 @@
 """Sweeps: the trainings behind one curve of Fig. 2 (every alpha x every run) as one job.
 
 Every finished run is written atomically to a cache folder keyed by everything that
-determines it (dataset contents, model, corruption, hyperparameters, seeds), so an
-interrupted sweep resumes where it stopped and a rerun with the same parameters
-costs nothing. Seeds are derived from (seed, dataset, corruption, alpha, run): the
-MLP and the QNN of the same (alpha, run) see the same corrupted training set.
+determines it (dataset contents, model, corruption, hyperparameters, seeds, kernel), so an
+interrupted sweep resumes where it stopped and a rerun with the same parameters costs
+nothing. Each cache file carries the SHA-256 of its record: a truncated, altered or
+unreadable file is reported and its run computed again, never trusted. Seeds are derived
+from (seed, dataset, corruption, alpha, run): the MLP and the QNN of the same (alpha, run)
+see the same corrupted training set.
+
+This module computes runs (:func:`run_one`, :func:`run_batch`) and reads and writes the
+cache; :func:`qmu_core.parallel.run_sweeps` decides what is missing and where it is
+computed (in this process or on Dask workers).
 """
 
 from __future__ import annotations
@@ -14,16 +20,18 @@ import json
 import time
 import zlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import jax
 import numpy as np
-from tqdm import tqdm  # plain text bars: they land in the executed notebooks as stderr
 
-from . import paths
+from . import batched, paths
 from .config import ModelSpec, TrainConfig
-from .corruption import CORRUPTIONS, corrupt
+from .corruption import CORRUPTIONS, CorruptedSet, corrupt
 from .data import Dataset
-from .io import atomic_write_text
-from .training import MLP_OPTIMIZER, qnn_kernel_name, train
+from .io import atomic_write_text, sha256_bytes
+from .qnn import QNN
+from .training import MLP_OPTIMIZER, History, qnn_kernel_name, train
 from .validation import check_alpha, check_choice, check_int
 
 
@@ -57,31 +65,107 @@ def _fingerprint(ds: Dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_folder(ds: Dataset, spec: SweepSpec):
-    """The cache folder of ``spec``'s runs. The alpha grid and the number of runs are left
-    out of the key: a run depends only on its own (alpha, run), so a sweep over other alphas
-    or more runs (e.g. the capacity chapter's D = 4 curve) reuses every run already done."""
+def qnn_sweep_kernel() -> str:
+    """The simulation that trains the QNN runs of a sweep in this process, part of their cache
+    key: on a CPU the adjoint kernel, one run at a time (:func:`qnn_kernel_name`); on an
+    accelerator the XLA kernel vectorised over runs (:data:`qmu_core.batched.KERNEL`)."""
+    return qnn_kernel_name() if jax.default_backend() == "cpu" else batched.KERNEL
+
+
+def cache_key(ds: Dataset, spec: SweepSpec) -> str:
+    """The name of the cache folder of ``spec``'s runs on ``ds``. The alpha grid and the
+    number of runs are left out: a run depends only on its own (alpha, run), so a sweep over
+    other alphas or more runs (e.g. the capacity chapter's D = 4 curve) reuses every run
+    already done."""
     fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
     if spec.model.kind == "qnn":
-        fields["kernel"] = qnn_kernel_name()
+        fields["kernel"] = qnn_sweep_kernel()
     else:
         fields["optimizer"] = MLP_OPTIMIZER
     key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
-    return paths.cache_dir() / "sweeps" / hashlib.sha256(key.encode()).hexdigest()[:20]
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
-    """Corrupt, train, and report the final metrics of one (alpha, run)."""
-    a_key = round(alpha * 1000)
-    cs = corrupt(ds.x_train, ds.y_train, alpha, spec.corruption,
-                 seed=derive_seed(spec.seed, "corrupt", ds.name, spec.corruption, a_key, run),
-                 n_active=ds.n_active)
-    t0 = time.perf_counter()
-    _, _, hist = train(
-        spec.model, cs.x, cs.y, ds.x_val, ds.y_val, spec.cfg,
-        seed=derive_seed(spec.seed, "train", ds.name, spec.model.label, spec.corruption, a_key, run),
-        dtype=spec.dtype,
-    )
+def cache_folder(ds: Dataset, spec: SweepSpec) -> Path:
+    """The cache folder of ``spec``'s runs (see :func:`cache_key`)."""
+    return paths.cache_dir() / "sweeps" / cache_key(ds, spec)
+
+
+def run_file(folder: Path, alpha: float, run: int) -> Path:
+    """The cache file of one (alpha, run)."""
+    return folder / f"alpha{round(alpha * 1000):04d}_run{run:02d}.json"
+
+
+# ----------------------------------------------------------------------------- cache files
+def _canonical(record: dict) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode_entry(record: dict) -> str:
+    """A cache file's text: the record and the SHA-256 of its canonical JSON (sorted keys,
+    no spaces; floats round-trip exactly through JSON, so the digest is reproducible)."""
+    return json.dumps({"sha256": sha256_bytes(_canonical(record)), "record": record})
+
+
+def read_entry(path: Path, expect: dict) -> tuple[dict | None, str | None]:
+    """(record, None) for a valid cache file, (None, None) for a missing one and
+    (None, what is wrong) for one that must not be trusted: unreadable, not JSON (e.g.
+    truncated), the old format without a checksum, a checksum that does not match its
+    record (altered), or a record of another run than ``expect`` (its identifying fields)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"unreadable ({e})"
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError
+        return None, f"not valid JSON, truncated or corrupted ({e})"
+    if not isinstance(doc, dict):
+        return None, "not a sweep cache entry"
+    if "sha256" not in doc or not isinstance(doc.get("record"), dict):
+        if "alpha" in doc and "run" in doc:
+            return None, "old format without a checksum"
+        return None, "not a sweep cache entry"
+    record = doc["record"]
+    if doc["sha256"] != sha256_bytes(_canonical(record)):
+        return None, "checksum mismatch: the record was altered"
+    other = {k: record.get(k) for k in expect if _key(k, record.get(k)) != _key(k, expect[k])}
+    if other:
+        return None, f"holds another run ({other}, expected {expect})"
+    return record, None
+
+
+def _key(field: str, value):
+    """Compare alphas as the file names do (to 1e-3), every other field exactly."""
+    return round(value * 1000) if field == "alpha" and isinstance(value, (int, float)) else value
+
+
+def write_entry(path: Path, record: dict) -> Path:
+    """Write one run's cache file atomically (temporary file, then rename)."""
+    return atomic_write_text(path, encode_entry(record))
+
+
+def identity(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
+    """The fields of a run's record that say which run it is (checked when it is read back)."""
+    return {"dataset": ds.name, "model_label": spec.model.label, "corruption": spec.corruption,
+            "alpha": alpha, "run": run}
+
+
+# ----------------------------------------------------------------------------- computing runs
+def _corrupted(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> CorruptedSet:
+    return corrupt(ds.x_train, ds.y_train, alpha, spec.corruption,
+                   seed=derive_seed(spec.seed, "corrupt", ds.name, spec.corruption, round(alpha * 1000), run),
+                   n_active=ds.n_active)
+
+
+def _train_seed(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> int:
+    return derive_seed(spec.seed, "train", ds.name, spec.model.label, spec.corruption, round(alpha * 1000), run)
+
+
+def _record(ds: Dataset, spec: SweepSpec, alpha: float, run: int, cs: CorruptedSet, hist: History,
+            seconds: float) -> dict:
     return {
         "dataset": ds.name,
         "model": spec.model.kind,
@@ -91,30 +175,65 @@ def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
         "run": run,
         **hist.final,
         "n_corrupted": int(len(cs.forget)),
-        "seconds": round(time.perf_counter() - t0, 3),
+        "seconds": round(seconds, 3),
         "history": {k: np.asarray(getattr(hist, k)).tolist()
                     for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")},
     }
 
 
-def run_sweep(
-    ds: Dataset, spec: SweepSpec, *, cache: bool = True, progress: bool = True, runs=None
-) -> list[dict]:
-    """All (alpha, run) of ``spec`` on ``ds`` (or only the run indices ``runs``); resumes
-    from the cache. Returns one dict per run."""
-    folder = cache_folder(ds, spec)
-    runs = range(spec.n_runs) if runs is None else [check_int("runs[i]", r, min=0, max=spec.n_runs - 1) for r in runs]
-    jobs = [(a, r) for a in spec.alphas for r in runs]
-    out = []
-    bar = tqdm(jobs, desc=f"{ds.name} {spec.model.label} {spec.corruption}", disable=not progress,
-               unit="run", mininterval=2.0)
-    for alpha, run in bar:
-        f = folder / f"alpha{round(alpha * 1000):04d}_run{run:02d}.json"
-        if cache and f.exists():
-            out.append(json.loads(f.read_text()))
-            continue
-        rec = run_one(ds, spec, alpha, run)
-        if cache:
-            atomic_write_text(f, json.dumps(rec))
-        out.append(rec)
-    return out
+def _batched_qnn(spec: SweepSpec) -> bool:
+    return spec.model.kind == "qnn" and qnn_sweep_kernel() == batched.KERNEL
+
+
+def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
+    """Corrupt, train, and report the final metrics of one (alpha, run)."""
+    if _batched_qnn(spec):  # on an accelerator, as its cache key says: a batch of one (padded)
+        return run_batch(ds, spec, [(alpha, run)])[0]
+    cs = _corrupted(ds, spec, alpha, run)
+    t0 = time.perf_counter()
+    _, _, hist = train(spec.model, cs.x, cs.y, ds.x_val, ds.y_val, spec.cfg,
+                       seed=_train_seed(ds, spec, alpha, run), dtype=spec.dtype)
+    return _record(ds, spec, alpha, run, cs, hist, time.perf_counter() - t0)
+
+
+def run_batch(ds: Dataset, spec: SweepSpec, items) -> list[dict]:
+    """The QNN runs ``items`` [(alpha, run), ...] (at most :data:`batched.BATCH_RUNS`) of
+    ``spec`` trained as one program (:func:`qmu_core.batched.train_qnn_batched`); their
+    records, each with its share of the batch's time as ``seconds``."""
+    check_choice("model", spec.model.kind, ("qnn",))
+    check_int("len(items)", len(items), min=1, max=batched.BATCH_RUNS)
+    sets = [_corrupted(ds, spec, a, r) for a, r in items]
+    m = spec.model
+    model = QNN(ds.n_qubits, m.depth, m.rotations, m.entangler, dtype=spec.dtype)
+    t0 = time.perf_counter()
+    _, hists = batched.train_qnn_batched(
+        model, np.stack([cs.x for cs in sets]), np.stack([cs.y for cs in sets]), ds.x_val, ds.y_val,
+        spec.cfg, [_train_seed(ds, spec, a, r) for a, r in items], pad_to=batched.BATCH_RUNS)
+    share = (time.perf_counter() - t0) / len(items)
+    return [_record(ds, spec, a, r, cs, h, share) for (a, r), cs, h in zip(items, sets, hists)]
+
+
+def task_groups(spec: SweepSpec, items: list) -> list[list]:
+    """How the missing runs ``items`` of ``spec`` are cut into tasks: one run per task, or
+    batches of :data:`batched.BATCH_RUNS` for QNN sweeps on an accelerator."""
+    size = batched.BATCH_RUNS if _batched_qnn(spec) else 1
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def compute_runs(ds: Dataset, spec: SweepSpec, items) -> list[dict]:
+    """The records of the runs ``items`` [(alpha, run), ...], computed in this process (one
+    task of :func:`qmu_core.parallel.run_sweeps`, cut by :func:`task_groups`)."""
+    if _batched_qnn(spec):
+        return [rec for g in task_groups(spec, list(items)) for rec in run_batch(ds, spec, g)]
+    return [run_one(ds, spec, a, r) for a, r in items]
+
+
+def run_sweep(ds: Dataset, spec: SweepSpec, *, cache: bool = True, progress: bool = True, runs=None,
+              scheduler: str | None = None, workers: int | None = None) -> list[dict]:
+    """All (alpha, run) of ``spec`` on ``ds`` (or only the run indices ``runs``), in the order
+    alpha-major; resumes from the cache. Returns one dict per run. The runs are computed as
+    :func:`qmu_core.parallel.run_sweeps` computes them (``scheduler``, ``workers``)."""
+    from .parallel import run_sweeps  # parallel imports this module
+
+    return run_sweeps([(ds, spec)], cache=cache, progress=progress, runs=runs,
+                      scheduler=scheduler, workers=workers)[0]

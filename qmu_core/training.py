@@ -72,9 +72,11 @@ def qnn_kernel_name() -> str:
     return adjoint.KERNEL if jax.default_backend() == "cpu" else qnn.KERNEL
 
 
-def qnn_kernel(model: QNN):
-    """The expectation function ``f(params, states)`` named by :func:`qnn_kernel_name`."""
-    return adjoint.expectation_fn(model) if qnn_kernel_name() == adjoint.KERNEL else model.expectation
+def qnn_kernel(model: QNN, name: str | None = None):
+    """The expectation function ``f(params, states)`` of the kernel ``name``
+    (:data:`adjoint.KERNEL` or :data:`qnn.KERNEL`; default :func:`qnn_kernel_name`)."""
+    name = qnn_kernel_name() if name is None else name
+    return adjoint.expectation_fn(model) if name == adjoint.KERNEL else model.expectation
 
 
 def _eval_set(logits, params, x, y):
@@ -98,8 +100,9 @@ def _chunked(x: np.ndarray, y: np.ndarray, dtype):
 
 
 @lru_cache(maxsize=32)
-def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
-    """Compiled (epoch, evaluate) functions for this model, config and training-set size.
+def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int, kernel: str | None = None):
+    """Compiled (epoch, evaluate) functions for this model, config, training-set size and
+    kernel (default :func:`qnn_kernel_name`; :mod:`qmu_core.batched` vmaps the XLA one's).
 
     One call of ``epoch`` is a whole epoch: a permutation, a ``lax.scan`` over the full
     mini-batches and one step on the remainder batch. Steps take milliseconds, so the
@@ -109,7 +112,7 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int):
     opt = optax.adam(cfg.lr)
     bs = min(cfg.batch_size, n_train)
     n_full, rem = divmod(n_train, bs)
-    expectation = qnn_kernel(model)
+    expectation = qnn_kernel(model, kernel)
 
     def logits(params, xb):
         return qnn.OUTPUT_SCALE * expectation(params, xb)
@@ -159,7 +162,8 @@ def train_qnn(model: QNN, x, y, x_val, y_val, cfg: TrainConfig, seed: int, param
     cdt = np.complex64 if model.dtype == "complex64" else np.complex128
     sets = [jnp.asarray(a) for a in (*_chunked(x, y, cdt), *_chunked(x_val, y_val, cdt))]
     xj, yj = jnp.asarray(x, cdt), jnp.asarray(y, np.float32)
-    opt, epoch, evaluate = _qnn_trainer(model, cfg, len(x))
+    # the kernel's name is resolved here so that it is part of the trainer cache's key
+    opt, epoch, evaluate = _qnn_trainer(model, cfg, len(x), qnn_kernel_name())
     opt_state = opt.init(params)
     rows = []
     for e in range(cfg.epochs):

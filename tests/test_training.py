@@ -81,11 +81,11 @@ def test_paper_settings():
 def test_sweep_resumes_from_cache(small_mnist, tmp_path, monkeypatch):
     monkeypatch.setenv("QMU_CACHE_DIR", str(tmp_path))
     spec = SweepSpec(ModelSpec("mlp", hidden=(4, 2)), "label_flip", (0.0, 0.2), 2, TrainConfig(2, 16, 0.01))
-    first = run_sweep(small_mnist, spec, progress=False)
+    first = run_sweep(small_mnist, spec, progress=False, workers=1)  # Dask workers: tests/test_sweeps.py
     files = sorted(tmp_path.rglob("*.json"))
     assert len(files) == 4
     files[0].unlink()  # an interrupted sweep: one run missing
-    again = run_sweep(small_mnist, spec, progress=False)
+    again = run_sweep(small_mnist, spec, progress=False, workers=1)
     assert [r["val_acc"] for r in again] == [r["val_acc"] for r in first]
     assert len(sorted(tmp_path.rglob("*.json"))) == 4
 
@@ -96,9 +96,9 @@ def test_sweep_over_other_alphas_or_more_runs_reuses_finished_runs(small_mnist, 
     monkeypatch.setenv("QMU_CACHE_DIR", str(tmp_path))
     cfg = TrainConfig(2, 16, 0.01)
     narrow = run_sweep(small_mnist, SweepSpec(ModelSpec("mlp", hidden=(4, 2)), "label_flip", (0.2,), 1, cfg),
-                       progress=False)
+                       progress=False, workers=1)
     wide = run_sweep(small_mnist, SweepSpec(ModelSpec("mlp", hidden=(4, 2)), "label_flip", (0.0, 0.2), 2, cfg),
-                     progress=False)
+                     progress=False, workers=1)
     assert len(list(tmp_path.rglob("*.json"))) == 4
     reused = [r for r in wide if r["alpha"] == 0.2 and r["run"] == 0]
     assert reused == narrow  # the very record, its timing included: not trained again
