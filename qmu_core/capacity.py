@@ -29,6 +29,8 @@ class CapacityParams:
     xxz_set: str = "released_code"
     xxz_gauges: tuple = ("fixed", "random_phase")
     seed: int = 0
+    scheduler: str = ""
+    workers: int = 0
     results_dir: str = ""
 
     def __post_init__(self):
@@ -42,9 +44,15 @@ class CapacityParams:
             raise ParameterError("parameters 'mlp_sizes' and 'qnn_depths' are both empty: nothing to run")
         common = ResilienceParams(dataset="xxz", n_runs=self.n_runs, alphas=self.alphas,
                                   epoch_scale=self.epoch_scale, xxz_set=self.xxz_set,
-                                  xxz_gauges=self.xxz_gauges, seed=self.seed, results_dir=self.results_dir)
+                                  xxz_gauges=self.xxz_gauges, seed=self.seed, scheduler=self.scheduler,
+                                  workers=self.workers, results_dir=self.results_dir)
         object.__setattr__(self, "alphas", common.alphas)
         object.__setattr__(self, "xxz_gauges", common.xxz_gauges)
+        object.__setattr__(self, "scheduler", common.scheduler)
+
+    @property
+    def engine(self) -> dict:
+        return {"scheduler": self.scheduler or None, "workers": self.workers}
 
     @property
     def results_path(self) -> Path:

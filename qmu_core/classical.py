@@ -231,10 +231,12 @@ class ClassicalParams:
     xxz_set: str = "released_code"
     xxz_gauges: tuple = ("fixed", "random_phase")
     seed: int = 0
+    scheduler: str = ""
+    workers: int = 0
     results_dir: str = ""
 
     def __post_init__(self):
-        from .resilience import check_alphas, XXZData
+        from .resilience import XXZData, check_alphas, check_engine
         from .validation import check_bool, check_int, check_sequence, check_str
 
         fams = check_sequence("families", self.families, lambda n, v: check_choice(n, v, tuple(FAMILIES)))
@@ -245,7 +247,12 @@ class ClassicalParams:
         check_bool("xxz", self.xxz)
         object.__setattr__(self, "xxz_gauges", XXZData(self.xxz_set, self.xxz_gauges).xxz_gauges)
         check_int("seed", self.seed, min=0)
+        check_engine(self)
         check_str("results_dir", self.results_dir)
+
+    @property
+    def engine(self) -> dict:
+        return {"scheduler": self.scheduler or None, "workers": self.workers}
 
     @property
     def results_path(self):

@@ -18,7 +18,7 @@ from . import data, paths
 from .config import TrainConfig, paper_setting
 from .data import Dataset
 from .io import atomic_write_text
-from .parallel import run_sweeps
+from .parallel import check_scheduler, check_workers, run_sweeps
 from .sweep import SweepSpec
 from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int,
                          check_sequence, check_str)
@@ -179,6 +179,15 @@ class XXZData:
         return [(ds, s) for g, ds in sets.items() for s in specs if s.model.kind == "mlp" or g == first]
 
 
+def check_engine(params) -> None:
+    """Validate a chapter's ``scheduler`` and ``workers`` (:mod:`qmu_core.parallel`)."""
+    object.__setattr__(params, "scheduler", check_scheduler(params.scheduler))
+    object.__setattr__(params, "workers", check_workers(params.workers))
+    if params.scheduler and params.workers:
+        raise ParameterError(f"parameters 'scheduler' ({params.scheduler!r}) and 'workers' ({params.workers}) "
+                             "exclude each other: a cluster has its own workers; leave 'workers' at 0")
+
+
 def check_alphas(alphas) -> tuple[float, ...]:
     alphas = check_sequence("alphas", alphas, lambda n, v: check_alpha(v, n))
     if list(alphas) != sorted(set(alphas)):
@@ -201,6 +210,8 @@ class ResilienceParams:
     xxz_gauges: tuple = ("fixed", "random_phase")
     dtype: str = "complex64"
     seed: int = 0
+    scheduler: str = ""
+    workers: int = 0
     results_dir: str = ""
 
     def __post_init__(self):
@@ -213,7 +224,13 @@ class ResilienceParams:
         object.__setattr__(self, "xxz_gauges", self.xxz.xxz_gauges)
         check_choice("dtype", self.dtype, ("complex64", "complex128"))
         check_int("seed", self.seed, min=0)
+        check_engine(self)
         check_str("results_dir", self.results_dir)
+
+    @property
+    def engine(self) -> dict:
+        """The keywords of :func:`run` that say where the trainings are computed."""
+        return {"scheduler": self.scheduler or None, "workers": self.workers}
 
     @property
     def xxz(self) -> XXZData:

@@ -80,7 +80,7 @@ def cache_key(ds: Dataset, spec: SweepSpec) -> str:
     fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
     if spec.model.kind == "qnn":
         fields["kernel"] = qnn_sweep_kernel()
-    else:
+    elif spec.model.kind == "mlp":
         fields["optimizer"] = MLP_OPTIMIZER
     key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:20]

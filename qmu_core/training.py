@@ -20,7 +20,7 @@ import optax
 import torch
 
 from . import adjoint, qnn
-from .config import ModelSpec, TrainConfig
+from .config import CLASSICAL_KINDS, ModelSpec, TrainConfig
 from .data import as_real_features
 from .mlp import MLP
 from .qnn import QNN
@@ -239,7 +239,17 @@ def _train_mlp(net: MLP, x, y, x_val, y_val, cfg: TrainConfig, seed: int, init: 
 
 
 def train(spec: ModelSpec, x, y, x_val, y_val, cfg: TrainConfig, seed: int, *, dtype: str = "complex64"):
-    """Build the model described by ``spec`` and train it; returns (model, params_or_net, History)."""
+    """Build the model described by ``spec`` and train it; returns (model, params_or_net, History).
+
+    A classical family of :mod:`qmu_core.classical` returns (None, None, History) with its
+    final accuracies only (its losses are not comparable across families: NaN)."""
+    if spec.kind in CLASSICAL_KINDS:
+        from .classical import ClassicalSpec, fit_evaluate
+
+        r = fit_evaluate(ClassicalSpec(spec.kind, spec.setting), x, y, x_val, y_val, seed)
+        nan = np.array([np.nan])
+        return None, None, History(np.array([cfg.epochs]), nan, np.array([r["train_acc"]]), nan,
+                                   np.array([r["val_acc"]]))
     if spec.kind == "qnn":
         n = int(np.log2(np.asarray(x).shape[1]))
         model = QNN(n, spec.depth, spec.rotations, spec.entangler, dtype=dtype)

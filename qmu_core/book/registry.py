@@ -41,7 +41,7 @@ CHAPTERS: dict[str, Chapter] = {
     c.name: c
     for c in [
         Chapter("scorecard", "Claims scorecard", "all", "qmu_core.scorecard:ScorecardParams", ci={},
-                after=("resilience", "capacity", "hessian")),
+                after=("resilience", "capacity", "classical", "hessian")),
         Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b",
                 "qmu_core.chapter_params:DataChapterParams", ci={"tsne_points": 120}),
         Chapter("models", "Models", "Fig. 4", "qmu_core.chapter_params:ModelsChapterParams", ci={}),
@@ -50,7 +50,7 @@ CHAPTERS: dict[str, Chapter] = {
             "Resilience to data corruption",
             "Fig. 2c, 2d",
             "qmu_core.resilience:ResilienceParams",
-            ci={"n_runs": 2, "alphas": [0.0, 0.5], "epoch_scale": 0.05},
+            ci={"n_runs": 2, "alphas": [0.0, 0.5], "epoch_scale": 0.05, "workers": 1},
         ),
         Chapter(
             "capacity",
@@ -58,7 +58,16 @@ CHAPTERS: dict[str, Chapter] = {
             "SI Fig. S1",
             "qmu_core.capacity:CapacityParams",
             ci={"n_runs": 1, "alphas": [0.0, 0.6], "epoch_scale": 0.05,
-                "mlp_sizes": [[64, 16], [8, 2]], "qnn_depths": [4]},
+                "mlp_sizes": [[64, 16], [8, 2]], "qnn_depths": [4], "workers": 1},
+        ),
+        Chapter(
+            "classical",
+            "More classical models",
+            "main text (other classical models)",
+            "qmu_core.classical:ClassicalParams",
+            ci={"families": ["logistic", "rbf_svm", "rff", "cnn"], "alternatives": False, "n_runs": 1,
+                "alphas": [0.0, 0.5], "workers": 1},
+            after=("resilience",),
         ),
         Chapter(
             "hessian",
