@@ -1,0 +1,397 @@
+"""The compiled loops behind :mod:`qmu_core.adjoint` (see its docstring for the method).
+
+Rules that keep these loops fast and their results a function of their inputs alone:
+
+* no fast-math flags: LLVM may not reassociate or contract anything, so a sum is computed in
+  the order written, wherever and however often the code is compiled and inlined;
+* multiply-adds are explicit ``llvm.fma`` calls (:func:`fma`): one rounding, on any CPU;
+* indices are unsigned (``U``): numba wraps signed indices (``i < 0``: ``i + len``), and that
+  select makes LLVM load contiguous data with gathers (measured 5x slower);
+* sums over amplitudes go to per-lane accumulators on the stack (:func:`stack`, which LLVM
+  keeps in registers), in float32 for at most ``FLUSH`` terms, then added into float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .qnn import OUTPUT_SCALE
+
+LANES = 16  # samples per chunk: one AVX-512 register of float32
+FLUSH = 16  # float32 terms per lane before a partial sum moves to float64
+# stack(...) needs literal sizes: 48 = 3 * LANES, 64 = 4 * LANES
+U = np.uint64
+_JIT = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c with one rounding (``llvm.fma``)."""
+    if not (a == b == c and isinstance(a, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def stack(typingctx, count, dtype):
+    """Pointer to ``count`` (a literal) uninitialised elements on the stack."""
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    nb = dtype.dtype if isinstance(dtype, types.DType) else dtype.instance_type
+
+    def codegen(context, builder, sig, args):
+        return cgutils.alloca_once(builder, context.get_data_type(nb), size=count.literal_value)
+
+    return types.CPointer(nb)(count, dtype), codegen
+
+
+# ----------------------------------------------------------------------------- passes
+@numba.njit(**_JIT)
+def _gate(pr, pi, h, g):
+    """psi <- G psi on the qubit whose amplitude pairs lie h floats apart,
+    G = [[g0 + i g1, g2 + i g3], [g4 + i g5, g6 + i g7]]."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]
+    n1, n3, n5, n7 = -a1, -a3, -a5, -a7
+    for base in range(0, pr.size, 2 * h):
+        # views: LLVM checks once that the two halves do not overlap, then vectorises
+        p0r, p0i = pr[base:base + h], pi[base:base + h]
+        p1r, p1i = pr[base + h:base + 2 * h], pi[base + h:base + 2 * h]
+        for j in range(h):
+            ar, ai, br, bi = p0r[j], p0i[j], p1r[j], p1i[j]
+            p0r[j] = fma(a0, ar, fma(n1, ai, fma(a2, br, n3 * bi)))
+            p0i[j] = fma(a0, ai, fma(a1, ar, fma(a2, bi, a3 * br)))
+            p1r[j] = fma(a4, ar, fma(n5, ai, fma(a6, br, n7 * bi)))
+            p1i[j] = fma(a4, ai, fma(a5, ar, fma(a6, bi, a7 * br)))
+
+
+@numba.njit(**_JIT)
+def _phase(sr, si, dr, di, fr, fi):
+    """d = (fr + i fi) s elementwise (the phase of each amplitude repeated on its lanes)."""
+    for j in range(sr.size):
+        ar, ai, c, s = sr[j], si[j], fr[j], fi[j]
+        dr[j] = fma(c, ar, -(s * ai))
+        di[j] = fma(c, ai, s * ar)
+
+
+@numba.njit(**_JIT)
+def _phase_inplace(pr, pi, fr, fi, conj):
+    """p = (fr + i fi) p elementwise, or (fr - i fi) p if ``conj``."""
+    for j in range(pr.size):
+        ar, ai, c, s = pr[j], pi[j], fr[j], (-fi[j] if conj else fi[j])
+        pr[j] = fma(c, ar, -(s * ai))
+        pi[j] = fma(c, ai, s * ar)
+
+
+@numba.njit(**_JIT)
+def _s_pass(pr, pi, lr, li, pos, zb, rzz, out):
+    """out[P, b] += S_P = Im <lambda|P_q|psi> on lane b (P = X, Y, Z) for the qubit q at bit
+    ``pos`` of the slice index, and, if ``rzz``, out[3, b] += sum_k z_q z_r Im(conj(lambda_k) psi_k),
+    the RZZ angle's sum on (q, r) (zb = z_r per amplitude): per pair z_r times S_Z's term.
+    a, b = psi on the pair; u, v = lambda."""
+    acc = numba.carray(stack(64, pr.dtype), (4, LANES))
+    n_vec = U(pr.size // (2 * LANES))  # amplitude pairs, LANES samples each
+    sh = U(pos)
+    low = (U(1) << sh) - U(1)
+    h = U(LANES) << sh
+    for p0 in range(U(0), n_vec, U(FLUSH)):
+        # a block of FLUSH pairs: the accumulators stay in registers, then go to float64
+        for c in range(U(4)):
+            for b in range(U(LANES)):
+                acc[c, b] = 0
+        for p in range(p0, min(p0 + U(FLUSH), n_vec)):
+            k0 = ((p >> sh) << (sh + U(1))) | (p & low)  # p with a zero bit inserted at pos
+            jj = k0 * U(LANES)
+            z = zb[k0]
+            for b in range(U(LANES)):
+                j = jj + b
+                k = j + h
+                ar, ai, br, bi = pr[j], pi[j], pr[k], pi[k]
+                ur, ui, vr, vi = lr[j], li[j], lr[k], li[k]
+                acc[0, b] += fma(ur, bi, fma(-ui, br, fma(vr, ai, -(vi * ar))))
+                acc[1, b] += fma(vr, ar, fma(vi, ai, fma(-ur, br, -(ui * bi))))
+                d = fma(ur, ai, fma(-ui, ar, fma(-vr, bi, vi * br)))
+                acc[2, b] += d
+                acc[3, b] = fma(z, d, acc[3, b])
+        for c in range(U(4)):
+            for b in range(U(LANES)):
+                out[c, b] += np.float64(acc[c, b])
+    if not rzz:
+        for b in range(U(LANES)):
+            out[3, b] = 0
+
+
+@numba.njit(**_JIT)
+def _last_gate(pr, pi, lr, li, h, g, backward):
+    """The last layer, whose light cone is the measured qubit alone (pairs h floats apart):
+    psi <- G psi and, with ``backward``, lambda = G^dagger Z G psi."""
+    a0, a1, a2, a3, a4, a5, a6, a7 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]
+    n1, n3, n5, n7, m4, m6 = -a1, -a3, -a5, -a7, -a4, -a6
+    for base in range(0, pr.size, 2 * h):
+        p0r, p0i = pr[base:base + h], pi[base:base + h]
+        p1r, p1i = pr[base + h:base + 2 * h], pi[base + h:base + 2 * h]
+        l0r, l0i = lr[base:base + h], li[base:base + h]
+        l1r, l1i = lr[base + h:base + 2 * h], li[base + h:base + 2 * h]
+        for j in range(h):
+            ar, ai, br, bi = p0r[j], p0i[j], p1r[j], p1i[j]
+            xr = fma(a0, ar, fma(n1, ai, fma(a2, br, n3 * bi)))
+            xi = fma(a0, ai, fma(a1, ar, fma(a2, bi, a3 * br)))
+            yr = fma(a4, ar, fma(n5, ai, fma(a6, br, n7 * bi)))
+            yi = fma(a4, ai, fma(a5, ar, fma(a6, bi, a7 * br)))
+            p0r[j], p0i[j], p1r[j], p1i[j] = xr, xi, yr, yi
+            if backward:  # G^dagger (x, -y), G^dagger = [[conj g00, conj g10], [conj g01, conj g11]]
+                l0r[j] = fma(a0, xr, fma(a1, xi, fma(m4, yr, -(a5 * yi))))
+                l0i[j] = fma(a0, xi, fma(n1, xr, fma(m4, yi, a5 * yr)))
+                l1r[j] = fma(a2, xr, fma(a3, xi, fma(m6, yr, -(a7 * yi))))
+                l1i[j] = fma(a2, xi, fma(n3, xr, fma(m6, yi, a7 * yr)))
+
+
+@numba.njit(**_JIT)
+def _last_sums(pr, pi, pos, e, out, backward):
+    """After :func:`_last_gate` (psi' in pr, pi; the measured qubit at bit ``pos``):
+    e[b] += <Z> = sum |psi'_0|^2 - |psi'_1|^2 and, with ``backward`` (lambda' = Z psi'),
+    out[0:2, b] += S_X, S_Y = 2 Im, -2 Re of sum conj(psi'_0) psi'_1 (S_Z = 0)."""
+    acc = numba.carray(stack(48, pr.dtype), (3, LANES))
+    n_vec = U(pr.size // (2 * LANES))
+    sh = U(pos)
+    low = (U(1) << sh) - U(1)
+    h = U(LANES) << sh
+    for p0 in range(U(0), n_vec, U(FLUSH)):
+        for c in range(U(3)):
+            for b in range(U(LANES)):
+                acc[c, b] = 0
+        for p in range(p0, min(p0 + U(FLUSH), n_vec)):
+            jj = (((p >> sh) << (sh + U(1))) | (p & low)) * U(LANES)
+            for b in range(U(LANES)):
+                j = jj + b
+                k = j + h
+                xr, xi, yr, yi = pr[j], pi[j], pr[k], pi[k]
+                acc[0, b] += fma(xr, xr, xi * xi) - fma(yr, yr, yi * yi)
+                acc[1, b] += fma(xr, yi, -(xi * yr))
+                acc[2, b] += fma(xr, yr, xi * yi)
+        for b in range(U(LANES)):
+            e[b] += np.float64(acc[0, b])
+            if backward:
+                out[0, b] += 2.0 * np.float64(acc[1, b])
+                out[1, b] -= 2.0 * np.float64(acc[2, b])
+
+
+@numba.njit(**_JIT)
+def _load(x, rows, s0, w, perm, off, pr, pi):
+    """Slice ``off`` of samples rows[s0 .. s0+w-1] of ``x`` (N, 2^n), lanes past w zero."""
+    A = U(pr.size // LANES)
+    for kk in range(U(0), A):
+        col = perm[U(off) + kk]
+        o = kk * U(LANES)
+        for b in range(U(w)):
+            v = x[rows[U(s0) + b], col]
+            pr[o + b] = v.real
+            pi[o + b] = v.imag
+    for b in range(U(w), U(LANES)):
+        for kk in range(U(0), A):
+            pr[kk * U(LANES) + b] = 0
+            pi[kk * U(LANES) + b] = 0
+
+
+# ----------------------------------------------------------------------------- driver
+@numba.njit(**_JIT)
+def chunks(c0, c1, st, lam, S, e64, cb, x, rows, perm, gates, phase, cone_q, pos, cone_p, ztab,
+           mode, target, e, gS, loss):
+    """Chunks c0..c1-1 of ``LANES`` of the samples x[rows]: outputs into ``e``; for mode 1
+    (cotangents ``target`` of the outputs) or 2 (BCE against labels ``target``) also each
+    chunk's gradient sums gS (C, D, n, 4) and loss. st, lam, S, e64, cb: this thread's scratch."""
+    D, n = cone_q.shape
+    P = cone_p.shape[1]
+    N = rows.size
+    A = ztab.shape[1]
+    for c in range(c0, c1):
+        s0 = c * LANES
+        w = min(LANES, N - s0)
+        S[:] = 0
+        e64[:] = 0
+        for s in range(x.shape[1] // A):
+            _load(x, rows, s0, w, perm, s * A, st[0, 0], st[0, 1])
+            for l in range(D - 1):
+                if mode == 0:  # values only: one state, updated in place
+                    if l > 0:
+                        _phase_inplace(st[0, 0], st[0, 1], phase[l - 1, 0], phase[l - 1, 1], False)
+                    cur = 0
+                else:  # training keeps the state after each layer's gates
+                    if l > 0:
+                        _phase(st[l - 1, 0], st[l - 1, 1], st[l, 0], st[l, 1], phase[l - 1, 0], phase[l - 1, 1])
+                    cur = l
+                for q in range(n):
+                    if cone_q[l, q]:
+                        _gate(st[cur, 0], st[cur, 1], LANES << pos[q], gates[l, q, 0])
+            # the last layer: its input phased into a scratch state (or in place for values)
+            fin = 0 if mode == 0 else D - 1
+            if D > 1:
+                if mode == 0:
+                    _phase_inplace(st[0, 0], st[0, 1], phase[D - 2, 0], phase[D - 2, 1], False)
+                else:
+                    _phase(st[D - 2, 0], st[D - 2, 1], st[fin, 0], st[fin, 1], phase[D - 2, 0], phase[D - 2, 1])
+            _last_gate(st[fin, 0], st[fin, 1], lam[0], lam[1], LANES << pos[n - 1], gates[D - 1, n - 1, 0], mode > 0)
+            _last_sums(st[fin, 0], st[fin, 1], pos[n - 1], e64, S[D - 1, n - 1], mode > 0)
+            if mode == 0:
+                continue
+            for l in range(D - 2, -1, -1):
+                _phase_inplace(lam[0], lam[1], phase[l, 0], phase[l, 1], True)
+                for q in range(n):
+                    if cone_q[l, q]:
+                        r = (q + 1) % n
+                        live = q < P and cone_p[l, q]
+                        _s_pass(st[l, 0], st[l, 1], lam[0], lam[1], pos[q], ztab[r], live, S[l, q])
+                if l > 0:
+                    for q in range(n):
+                        if cone_q[l, q]:
+                            _gate(lam[0], lam[1], LANES << pos[q], gates[l, q, 1])
+        for b in range(w):
+            e[s0 + b] = e64[b]
+        if mode == 0:
+            continue
+        cb[:] = 0
+        lsum = 0.0
+        for b in range(w):
+            if mode == 1:
+                cb[b] = target[s0 + b]
+            else:
+                z, y = OUTPUT_SCALE * e64[b], target[s0 + b]
+                cb[b] = OUTPUT_SCALE * (1.0 / (1.0 + math.exp(-z)) - y) / N
+                lsum += max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+        loss[c] = lsum / N
+        for l in range(D):
+            for q in range(n):
+                for a in range(4):
+                    acc = 0.0
+                    for b in range(LANES):
+                        acc += cb[b] * S[l, q, a, b]
+                    gS[c, l, q, a] = acc
+
+
+# ----------------------------------------------------------------------------- tables
+@numba.njit(**_JIT)
+def _rot(kind, t):
+    """exp(-i t P / 2) for P = X (0), Y (1), Z (2)."""
+    c, s = math.cos(t / 2), math.sin(t / 2)
+    m = np.empty((2, 2), np.complex128)
+    if kind == 0:
+        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -1j * s, -1j * s, c
+    elif kind == 1:
+        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -s, s, c
+    else:
+        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = complex(c, -s), 0, 0, complex(c, s)
+    return m
+
+
+@numba.njit(**_JIT)
+def _pauli(kind):
+    m = np.zeros((2, 2), np.complex128)
+    if kind == 0:
+        m[0, 1], m[1, 0] = 1, 1
+    elif kind == 1:
+        m[0, 1], m[1, 0] = -1j, 1j
+    else:
+        m[0, 0], m[1, 1] = 1, -1
+    return m
+
+
+@numba.njit(**_JIT)
+def _mm(a, b):
+    out = np.empty((2, 2), np.complex128)
+    for i in range(2):
+        for j in range(2):
+            out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j]
+    return out
+
+
+@numba.njit(**_JIT)
+def prepare(params, rot, cone_q, cone_p, zz, gates, hcoef, phase):
+    """From the parameters (float64 arithmetic): gates[l, q, 0] = G (re, im of G00, G01, G10,
+    G11), gates[l, q, 1] = G^dagger; hcoef[l, q, j, P] = coefficient of Pauli P in the
+    generator H of angle j (dG/d angle_j = -i/2 H G); phase[l] = exp(-i phi_k / 2) (re, im)."""
+    D, n = cone_q.shape
+    kinds = (0, 1, 0) if rot == 0 else (0, 1, 2)
+    for l in range(D):
+        for q in range(n):
+            r1 = _rot(kinds[0], np.float64(params[l, q, 0]))
+            r2 = _rot(kinds[1], np.float64(params[l, q, 1]))
+            r3 = _rot(kinds[2], np.float64(params[l, q, 2]))
+            r32 = _mm(r3, r2)
+            g = _mm(r32, r1)
+            for i in range(2):
+                for j in range(2):
+                    gates[l, q, 0, 4 * i + 2 * j] = g[i, j].real
+                    gates[l, q, 0, 4 * i + 2 * j + 1] = g[i, j].imag
+                    gates[l, q, 1, 4 * i + 2 * j] = g[j, i].real
+                    gates[l, q, 1, 4 * i + 2 * j + 1] = -g[j, i].imag
+            for a in range(3):
+                u = r32 if a == 0 else (r3 if a == 1 else np.eye(2).astype(np.complex128))
+                ud = np.conj(u).T.copy()
+                h = _mm(_mm(u, _pauli(kinds[a])), ud)
+                hcoef[l, q, a, 0] = 0.5 * (h[0, 1] + h[1, 0]).real
+                hcoef[l, q, a, 1] = -0.5 * (h[0, 1] - h[1, 0]).imag
+                hcoef[l, q, a, 2] = 0.5 * (h[0, 0] - h[1, 1]).real
+    A = zz.shape[1]
+    tab = np.empty(A, np.complex128)
+    for l in range(D):
+        tab[:] = 1
+        for p in range(cone_p.shape[1]):
+            if cone_p[l, p]:
+                t = np.float64(params[l, p, 3])
+                c, s = math.cos(t / 2), math.sin(t / 2)
+                for k in range(A):
+                    tab[k] *= complex(c, -s * zz[p, k])
+        for k in range(A):  # repeated on the lanes: the phase passes are flat loops
+            for b in range(LANES):
+                phase[l, 0, k * LANES + b] = tab[k].real
+                phase[l, 1, k * LANES + b] = tab[k].imag
+
+
+@numba.njit(**_JIT)
+def finish(gS, hcoef, cone_q, cone_p, g):
+    """Sum the chunks' gradient sums in chunk order into g (D, n, 4); gS[.., 3] holds the
+    RZZ sums of the pair starting at qubit q."""
+    D, n = cone_q.shape
+    for l in range(D):
+        for q in range(n):
+            if cone_q[l, q]:
+                for a in range(3):
+                    tot = 0.0
+                    for P in range(3):
+                        s = 0.0
+                        for c in range(gS.shape[0]):
+                            s += gS[c, l, q, P]
+                        tot += hcoef[l, q, a, P] * s
+                    g[l, q, a] = tot
+        for p in range(cone_p.shape[1]):
+            if cone_p[l, p]:
+                s = 0.0
+                for c in range(gS.shape[0]):
+                    s += gS[c, l, p, 3]
+                g[l, p, 3] = s
+
+
+@numba.njit(**_JIT)
+def adam(p, g, mu, nu, count, lr, b1, b2, eps):
+    """One step of Adam (optax.adam's update rule) on the flat arrays p, g, mu, nu in place;
+    count[0] counts the steps. Bias corrections in float64."""
+    count[0] += 1
+    c1, d1 = p.dtype.type(1.0 - b1), p.dtype.type(b1)
+    c2, d2 = p.dtype.type(1.0 - b2), p.dtype.type(b2)
+    bc1 = p.dtype.type(1.0 - b1 ** count[0])
+    bc2 = p.dtype.type(1.0 - b2 ** count[0])
+    e, step = p.dtype.type(eps), p.dtype.type(-lr)
+    for i in range(p.size):
+        gi = g[i]
+        mu[i] = c1 * gi + d1 * mu[i]
+        nu[i] = c2 * (gi * gi) + d2 * nu[i]
+        p[i] += step * ((mu[i] / bc1) / (np.sqrt(nu[i] / bc2) + e))
