@@ -147,8 +147,8 @@ class _Circuit:
         """The kernel on the samples x[rows] (all of ``x`` by default): their outputs <Z_{n-1}>
         (float64); for mode 1 (``target`` = cotangents of the outputs) or 2 (``target`` =
         labels, mean BCE of the logits 5<Z>) also (loss, gradient w.r.t. params)."""
-        x = self.kernel_input(x)
-        rows = np.arange(len(x), dtype=np.uint64) if rows is None else np.asarray(rows).astype(np.uint64)
+        xr, xi = self.kernel_input(x)
+        rows = np.arange(len(xr), dtype=np.uint64) if rows is None else np.asarray(rows).astype(np.uint64)
         params, gates, hcoef, phase = self.tables(params)
         N = len(rows)
         n_chunks = -(-N // LANES)
@@ -156,7 +156,7 @@ class _Circuit:
         gS = np.empty((n_chunks if mode else 0, self.depth, self.n, 4))
         loss = np.empty(n_chunks if mode else 0)
         target = np.zeros(0) if target is None else np.ascontiguousarray(target, np.float64)
-        _parallel(K.chunks, n_chunks, self.workspace, x, rows, self.perm, gates, phase, self.cone_q,
+        _parallel(K.chunks, n_chunks, self.workspace, xr, xi, rows, self.perm, gates, phase, self.cone_q,
                   self.pos, self.cone_p, self.ztab, mode, target, e, gS, loss)
         if not mode:
             return e
@@ -165,9 +165,16 @@ class _Circuit:
         return e, float(np.sum(loss)), g.astype(self.real)
 
     def kernel_input(self, x):
-        """``x`` as the kernel's complex type, C-contiguous (one compiled specialisation)."""
-        cdt = np.complex64 if self.real == np.float32 else np.complex128
-        return np.ascontiguousarray(x, dtype=cdt)
+        """``x`` as the kernel reads it: real and imaginary parts as C-contiguous arrays of the
+        kernel's precision, the imaginary part empty when it is zero (the kernel then skips
+        those loads; same results). Already-converted pairs pass through."""
+        if isinstance(x, tuple):
+            return x
+        x = np.asarray(x)
+        xr = np.ascontiguousarray(x.real, dtype=self.real)
+        if np.iscomplexobj(x) and np.any(x.imag):
+            return xr, np.ascontiguousarray(x.imag, dtype=self.real)
+        return xr, np.zeros((0, x.shape[1]), self.real)
 
 
 def host_trainer(model, lr: float, batch_size: int, n_train: int):
