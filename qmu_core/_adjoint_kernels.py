@@ -319,68 +319,66 @@ def chunks(c0, c1, st, lam, S, e64, cb, xr, xi, rows, perm, gates, phase, cone_q
 
 
 # ----------------------------------------------------------------------------- tables
+# 2x2 complex matrices as tuples (m00, m01, m10, m11): no allocation in these small loops
 @numba.njit(**_JIT)
 def _rot(kind, t):
     """exp(-i t P / 2) for P = X (0), Y (1), Z (2)."""
     c, s = math.cos(t / 2), math.sin(t / 2)
-    m = np.empty((2, 2), np.complex128)
     if kind == 0:
-        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -1j * s, -1j * s, c
-    elif kind == 1:
-        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -s, s, c
-    else:
-        m[0, 0], m[0, 1], m[1, 0], m[1, 1] = complex(c, -s), 0, 0, complex(c, s)
-    return m
+        return complex(c, 0.0), complex(0.0, -s), complex(0.0, -s), complex(c, 0.0)
+    if kind == 1:
+        return complex(c, 0.0), complex(-s, 0.0), complex(s, 0.0), complex(c, 0.0)
+    return complex(c, -s), 0j, 0j, complex(c, s)
 
 
 @numba.njit(**_JIT)
 def _pauli(kind):
-    m = np.zeros((2, 2), np.complex128)
     if kind == 0:
-        m[0, 1], m[1, 0] = 1, 1
-    elif kind == 1:
-        m[0, 1], m[1, 0] = -1j, 1j
-    else:
-        m[0, 0], m[1, 1] = 1, -1
-    return m
+        return 0j, 1 + 0j, 1 + 0j, 0j
+    if kind == 1:
+        return 0j, -1j, 1j, 0j
+    return 1 + 0j, 0j, 0j, -1 + 0j
 
 
 @numba.njit(**_JIT)
 def _mm(a, b):
-    out = np.empty((2, 2), np.complex128)
-    for i in range(2):
-        for j in range(2):
-            out[i, j] = a[i, 0] * b[0, j] + a[i, 1] * b[1, j]
-    return out
+    return (a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3],
+            a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3])
+
+
+@numba.njit(**_JIT)
+def _dag(a):
+    return a[0].conjugate(), a[2].conjugate(), a[1].conjugate(), a[3].conjugate()
 
 
 @numba.njit(**_JIT)
 def prepare(params, rot, cone_q, cone_p, zz, gates, hcoef, phase):
     """From the parameters (float64 arithmetic): gates[l, q, 0] = G (re, im of G00, G01, G10,
     G11), gates[l, q, 1] = G^dagger; hcoef[l, q, j, P] = coefficient of Pauli P in the
-    generator H of angle j (dG/d angle_j = -i/2 H G); phase[l] = exp(-i phi_k / 2) (re, im)."""
+    generator H of angle j (dG/d angle_j = -i/2 H G); phase[l] = exp(-i phi_k / 2) (re, im),
+    repeated on the lanes."""
     D, n = cone_q.shape
-    kinds = (0, 1, 0) if rot == 0 else (0, 1, 2)
+    k3 = 0 if rot == 0 else 2
+    one = (1 + 0j, 0j, 0j, 1 + 0j)
     for l in range(D):
         for q in range(n):
-            r1 = _rot(kinds[0], np.float64(params[l, q, 0]))
-            r2 = _rot(kinds[1], np.float64(params[l, q, 1]))
-            r3 = _rot(kinds[2], np.float64(params[l, q, 2]))
+            r1 = _rot(0, np.float64(params[l, q, 0]))
+            r2 = _rot(1, np.float64(params[l, q, 1]))
+            r3 = _rot(k3, np.float64(params[l, q, 2]))
             r32 = _mm(r3, r2)
             g = _mm(r32, r1)
-            for i in range(2):
-                for j in range(2):
-                    gates[l, q, 0, 4 * i + 2 * j] = g[i, j].real
-                    gates[l, q, 0, 4 * i + 2 * j + 1] = g[i, j].imag
-                    gates[l, q, 1, 4 * i + 2 * j] = g[j, i].real
-                    gates[l, q, 1, 4 * i + 2 * j + 1] = -g[j, i].imag
+            gd = _dag(g)
+            for i in range(4):
+                gates[l, q, 0, 2 * i] = g[i].real
+                gates[l, q, 0, 2 * i + 1] = g[i].imag
+                gates[l, q, 1, 2 * i] = gd[i].real
+                gates[l, q, 1, 2 * i + 1] = gd[i].imag
             for a in range(3):
-                u = r32 if a == 0 else (r3 if a == 1 else np.eye(2).astype(np.complex128))
-                ud = np.conj(u).T.copy()
-                h = _mm(_mm(u, _pauli(kinds[a])), ud)
-                hcoef[l, q, a, 0] = 0.5 * (h[0, 1] + h[1, 0]).real
-                hcoef[l, q, a, 1] = -0.5 * (h[0, 1] - h[1, 0]).imag
-                hcoef[l, q, a, 2] = 0.5 * (h[0, 0] - h[1, 1]).real
+                u = r32 if a == 0 else (r3 if a == 1 else one)
+                h = _mm(_mm(u, _pauli(0 if a == 0 else (1 if a == 1 else k3))), _dag(u))
+                hcoef[l, q, a, 0] = 0.5 * (h[1] + h[2]).real
+                hcoef[l, q, a, 1] = -0.5 * (h[1] - h[2]).imag
+                hcoef[l, q, a, 2] = 0.5 * (h[0] - h[3]).real
     A = zz.shape[1]
     tab = np.empty(A, np.complex128)
     for l in range(D):
