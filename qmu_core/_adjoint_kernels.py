@@ -4,7 +4,9 @@ Rules that keep these loops fast and their results a function of their inputs al
 
 * no fast-math flags: LLVM may not reassociate or contract anything, so a sum is computed in
   the order written, wherever and however often the code is compiled and inlined;
-* multiply-adds are explicit ``llvm.fma`` calls (:func:`fma`): one rounding, on any CPU;
+* multiply-adds are explicit ``llvm.fma`` calls (:func:`fma`): one rounding, on any CPU
+  (the ``contract`` flag instead lets the code generator pick which product of a + b*c + d*e
+  to fuse, by operand order, which re-optimising an inlined copy may change);
 * indices are unsigned (``U``): numba wraps signed indices (``i < 0``: ``i + len``), and that
   select makes LLVM load contiguous data with gathers (measured 5x slower);
 * sums over amplitudes go to per-lane accumulators on the stack (:func:`stack`, which LLVM

@@ -13,7 +13,8 @@ Layout and work:
 * Qubits outside layer 0's light cone are never touched (at 12 qubits and D = 4, five of
   twelve), so the state splits into independent slices, one per value of those qubits; the
   kernel's amplitude index puts them in the high bits (:attr:`_Circuit.perm`) and runs the
-  whole circuit, forward and backward, on one slice at a time (16 KB: it stays in L1).
+  whole circuit, forward and backward, on one slice at a time (16 KB per state: the slice's
+  states stay in L1/L2).
 * Forward: the state after each layer's gates is kept (no gate is ever undone on psi).
 * Backward (adjoint method), started right after the slice's forward with
   lambda = Z psi, i.e. for a unit cotangent per sample: the loss is linear in each sample's
@@ -40,10 +41,20 @@ Threads: one range of chunks per thread (numba releases the GIL), as many thread
 the process's affinity, or ``QMU_KERNEL_THREADS`` when set (e.g. 1 in each worker process of
 a parallel sweep).
 
-JAX sees :func:`loss_and_grad_fn` as one ``jax.pure_callback`` per mini-batch step (usable
-inside ``jit`` and ``lax.scan``), and :func:`expectation_fn` as a ``jax.custom_vjp`` around a
-forward callback and a gradient callback; the latter is differentiable once (the Hessian
-chapter uses :meth:`QNN.expectation`).
+Training on a CPU (:func:`host_trainer`) is a host loop: per epoch JAX draws the same
+permutation as the XLA trainer, then each mini-batch is one kernel call (the kernel reads the
+batch's rows straight from the training set: no gathered copy, no callback) and one Adam step
+(optax's rule, in numba). In JAX programs the kernel is :func:`loss_and_grad_fn` (one
+``jax.pure_callback`` per mini-batch) and :func:`expectation_fn` (a ``jax.custom_vjp`` around a
+forward and a gradient callback; differentiable once, the Hessian chapter uses
+:meth:`QNN.expectation`).
+
+Measured (benchmarks/results/qnn_throughput.json, 2 cores, machine load about 1): 71.8k
+per-sample gradients per second at 12 qubits, D = 4, batch 32 (115x the released code's way,
+9.2x the previous kernel's committed 7.8k) and 137k at 10 qubits, D = 6, batch 256 (65x;
+previous 22.8k); the backward walk costs 1.0-1.8 forward passes (previously 2.2-3.4). The
+first epoch takes 0.3-0.4 s with numba's cache filled; compiling the kernel into an empty
+cache 5 s, once per installation.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Training loops for both models (Adam, reshuffled mini-batches; Methods, SI Table I).
 
-For the QNN, one epoch is one compiled XLA program (a ``lax.scan`` over the
-mini-batches) and full-set metrics are a second one, run every ``eval_every`` epochs.
-Both are compiled once per (model, set size, config) and reused run after run, so a
-sweep of 50 trainings pays one compilation and no per-step Python overhead. The circuit
-inside them is :func:`qnn_kernel`'s: the adjoint-method kernel (:mod:`qmu_core.adjoint`)
-on a CPU, the XLA kernel :meth:`QNN.expectation` on an accelerator.
+For the QNN on a CPU, an epoch is a host loop around the adjoint-method kernel
+(:mod:`qmu_core.adjoint`): one kernel call per mini-batch computes the mean BCE and its
+gradient, then one Adam step; its numbers do not depend on numba's cache or the thread count.
+On an accelerator an epoch is one compiled XLA program (a ``lax.scan`` over the mini-batches
+around :meth:`QNN.expectation`). Full-set metrics are a compiled XLA program either way, run
+every ``eval_every`` epochs. Everything is built once per (model, set size, config) and
+reused run after run.
 """
 
 from __future__ import annotations
@@ -65,10 +66,9 @@ def bce_from_logits(z, y):
 
 # --------------------------------------------------------------------------- QNN
 def qnn_kernel_name() -> str:
-    """Which simulation trains the QNN here: the adjoint kernel on a CPU (a sweep's runs took
-    half the time of the XLA kernel's on two cores), XLA's :meth:`QNN.expectation` on a GPU
-    or TPU. Part of the sweep cache key, so runs of different kernels (different rounding)
-    never mix."""
+    """Which simulation trains the QNN here: the adjoint kernel on a CPU (see
+    benchmarks/results/qnn_throughput.json), XLA's :meth:`QNN.expectation` on a GPU or TPU.
+    Part of the sweep cache key, so runs of different kernels (different rounding) never mix."""
     return adjoint.KERNEL if jax.default_backend() == "cpu" else qnn.KERNEL
 
 
