@@ -41,8 +41,8 @@ KERNEL = f"{qnn.KERNEL}-vmap{BATCH_RUNS}"
 def _programs(model: QNN, cfg: TrainConfig, n_train: int):
     """``train_qnn``'s compiled epoch and evaluation (XLA kernel), vmapped over runs; the
     validation set is shared by every run."""
-    opt, epoch, evaluate = _qnn_trainer(model, cfg, n_train, qnn.KERNEL)
-    return (opt, jax.jit(jax.vmap(epoch)),
+    init, epoch, evaluate = _qnn_trainer(model, cfg, n_train, qnn.KERNEL)
+    return (init, jax.jit(jax.vmap(epoch)),
             jax.jit(jax.vmap(evaluate, in_axes=(0, 0, 0, None, None))))
 
 
@@ -88,8 +88,8 @@ def train_qnn_batched(model: QNN, xs, ys, x_val, y_val, cfg: TrainConfig, seeds,
     xv, yv = (jnp.asarray(a) for a in _chunked(x_val, y_val, cdt))
     xj, yj = jnp.asarray(xs, cdt), jnp.asarray(ys, np.float32)
 
-    opt, epoch, evaluate = _programs(model, cfg, xs.shape[1])
-    opt_state = jax.vmap(opt.init)(params)
+    init, epoch, evaluate = _programs(model, cfg, xs.shape[1])
+    opt_state = jax.vmap(init)(params)
     rows = []
     for e in range(cfg.epochs):
         params, opt_state, keys = epoch(params, opt_state, keys, xj, yj)

@@ -1,11 +1,12 @@
 """Training loops for both models (Adam, reshuffled mini-batches; Methods, SI Table I).
 
-For the QNN, one epoch is one compiled XLA program (a ``lax.scan`` over the
-mini-batches) and full-set metrics are a second one, run every ``eval_every`` epochs.
-Both are compiled once per (model, set size, config) and reused run after run, so a
-sweep of 50 trainings pays one compilation and no per-step Python overhead. The circuit
-inside them is :func:`qnn_kernel`'s: the adjoint-method kernel (:mod:`qmu_core.adjoint`)
-on a CPU, the XLA kernel :meth:`QNN.expectation` on an accelerator.
+For the QNN on a CPU, an epoch is a host loop around the adjoint-method kernel
+(:mod:`qmu_core.adjoint`): one kernel call per mini-batch computes the mean BCE and its
+gradient, then one Adam step; its numbers do not depend on numba's cache or the thread count.
+On an accelerator an epoch is one compiled XLA program (a ``lax.scan`` over the mini-batches
+around :meth:`QNN.expectation`). Full-set metrics are a compiled XLA program either way, run
+every ``eval_every`` epochs. Everything is built once per (model, set size, config) and
+reused run after run.
 """
 
 from __future__ import annotations
@@ -65,10 +66,9 @@ def bce_from_logits(z, y):
 
 # --------------------------------------------------------------------------- QNN
 def qnn_kernel_name() -> str:
-    """Which simulation trains the QNN here: the adjoint kernel on a CPU (a sweep's runs took
-    half the time of the XLA kernel's on two cores), XLA's :meth:`QNN.expectation` on a GPU
-    or TPU. Part of the sweep cache key, so runs of different kernels (different rounding)
-    never mix."""
+    """Which simulation trains the QNN here: the adjoint kernel on a CPU (see
+    benchmarks/results/qnn_throughput.json), XLA's :meth:`QNN.expectation` on a GPU or TPU.
+    Part of the sweep cache key, so runs of different kernels (different rounding) never mix."""
     return adjoint.KERNEL if jax.default_backend() == "cpu" else qnn.KERNEL
 
 
@@ -101,13 +101,17 @@ def _chunked(x: np.ndarray, y: np.ndarray, dtype):
 
 @lru_cache(maxsize=32)
 def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int, kernel: str | None = None):
-    """Compiled (epoch, evaluate) functions for this model, config, training-set size and
-    kernel (default :func:`qnn_kernel_name`; :mod:`qmu_core.batched` vmaps the XLA one's).
+    """``(init, epoch, evaluate)`` for this model, config, training-set size and kernel
+    (default :func:`qnn_kernel_name`; :mod:`qmu_core.batched` vmaps the XLA one's):
+    ``init(params)`` is Adam's initial state, ``epoch(params, state, key, x, y)`` runs one
+    epoch (a permutation drawn from ``key``, the full mini-batches and the smaller remainder
+    batch, one Adam step each) and returns ``(params, state, key)``, ``evaluate`` the metrics.
 
-    One call of ``epoch`` is a whole epoch: a permutation, a ``lax.scan`` over the full
-    mini-batches and one step on the remainder batch. Steps take milliseconds, so the
-    Python loop over epochs costs nothing measurable, while compiling one epoch is far
-    cheaper than compiling a whole run (measured: 3-4 s vs 17 s).
+    On a CPU the epoch is a host loop around the adjoint kernel
+    (:func:`qmu_core.adjoint.host_trainer`: one call computes a mini-batch's loss and
+    gradient, reading the batch's rows straight from ``x``); elsewhere it is one compiled XLA
+    program, a ``lax.scan`` over the mini-batches (compiled once and reused run after run:
+    3-4 s against 17 s for a whole run). ``evaluate`` is compiled XLA either way.
     """
     opt = optax.adam(cfg.lr)
     bs = min(cfg.batch_size, n_train)
@@ -116,6 +120,14 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int, kernel: str | None 
 
     def logits(params, xb):
         return qnn.OUTPUT_SCALE * expectation(params, xb)
+
+    @jax.jit
+    def evaluate(params, xt, yt, xv, yv):
+        return jnp.stack([*_eval_set(logits, params, xt, yt), *_eval_set(logits, params, xv, yv)])
+
+    if (kernel or qnn_kernel_name()) == adjoint.KERNEL:
+        init, epoch = adjoint.host_trainer(model, cfg.lr, bs, n_train)
+        return init, epoch, evaluate
 
     def loss_fn(params, xb, yb):
         return jnp.mean(bce_from_logits(logits(params, xb), yb))
@@ -143,11 +155,7 @@ def _qnn_trainer(model: QNN, cfg: TrainConfig, n_train: int, kernel: str | None 
             (params, opt_state), _ = step((params, opt_state), (xs[n_full * bs :], ys[n_full * bs :]))
         return params, opt_state, key
 
-    @jax.jit
-    def evaluate(params, xt, yt, xv, yv):
-        return jnp.stack([*_eval_set(logits, params, xt, yt), *_eval_set(logits, params, xv, yv)])
-
-    return opt, epoch, evaluate
+    return opt.init, epoch, evaluate
 
 
 def train_qnn(model: QNN, x, y, x_val, y_val, cfg: TrainConfig, seed: int, params=None):
@@ -161,17 +169,21 @@ def train_qnn(model: QNN, x, y, x_val, y_val, cfg: TrainConfig, seed: int, param
     params = model.init(k_init) if params is None else jnp.asarray(params)
     cdt = np.complex64 if model.dtype == "complex64" else np.complex128
     sets = [jnp.asarray(a) for a in (*_chunked(x, y, cdt), *_chunked(x_val, y_val, cdt))]
-    xj, yj = jnp.asarray(x, cdt), jnp.asarray(y, np.float32)
     # the kernel's name is resolved here so that it is part of the trainer cache's key
-    opt, epoch, evaluate = _qnn_trainer(model, cfg, len(x), qnn_kernel_name())
-    opt_state = opt.init(params)
+    kernel = qnn_kernel_name()
+    if kernel == adjoint.KERNEL:
+        xj, yj = x, y  # the host loop reads NumPy arrays
+    else:
+        xj, yj = jnp.asarray(x, cdt), jnp.asarray(y, np.float32)
+    init, epoch, evaluate = _qnn_trainer(model, cfg, len(x), kernel)
+    opt_state = init(params)
     rows = []
     for e in range(cfg.epochs):
         params, opt_state, key = epoch(params, opt_state, key, xj, yj)
         if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
             rows.append((e + 1, *np.asarray(evaluate(params, *sets), dtype=np.float64)))
     r = np.array(rows)
-    return params, History(r[:, 0].astype(int), r[:, 1], r[:, 2], r[:, 3], r[:, 4])
+    return jnp.asarray(params), History(r[:, 0].astype(int), r[:, 1], r[:, 2], r[:, 3], r[:, 4])
 
 
 # --------------------------------------------------------------------------- MLP

@@ -68,3 +68,31 @@ def test_result_does_not_depend_on_the_number_of_threads(monkeypatch):
     finally:
         adjoint._pool.cache_clear()
     np.testing.assert_array_equal(one, many)
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv("QMU_KERNEL_THREADS", "3")
+    assert adjoint._n_threads() == 3
+    for bad in ("0", "-1", "two"):
+        monkeypatch.setenv("QMU_KERNEL_THREADS", bad)
+        with pytest.raises(ValueError, match="QMU_KERNEL_THREADS"):
+            adjoint._n_threads()
+    monkeypatch.delenv("QMU_KERNEL_THREADS")
+    assert adjoint._n_threads() >= 1
+
+
+def test_loss_and_grad_match_xla():
+    """The fused call that trains the QNN: mean BCE of 5<Z> and its gradient."""
+    model = QNN(6, 3)
+    states = jnp.asarray(random_states(37, 6, seed=4, complex_valued=False), jnp.complex64)  # 2 chunks + 5
+    y = jnp.asarray(np.random.default_rng(5).integers(0, 2, 37), jnp.float32)
+    params = 0.5 * jax.random.normal(jax.random.PRNGKey(2), model.param_shape)
+    loss, g = jax.jit(adjoint.loss_and_grad_fn(model))(params, states, y)
+
+    def bce(p):
+        z = 5 * model.expectation(p, states)
+        return jnp.mean(jax.nn.softplus(z) - y * z)
+
+    want_loss, want_g = jax.value_and_grad(bce)(params)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
+    np.testing.assert_allclose(g, want_g, atol=1e-6)
