@@ -255,7 +255,10 @@ def classical_claims(cl: pd.DataFrame | None) -> list[dict]:
             r = read_curve(mean.index, mean.to_numpy())
             tests.append(r["drop_0_04"] >= DECLINE if key == "classical_decline" else r["drop_0_04"] > PLATEAU)
             words.append(f"{label}: {r['drop_0_04']:.2f}")
-        row["ours_verdict"] = combine(tests)
+        # "every model declines" agrees partly when some do; "no model holds a plateau" is a
+        # universal negative, refuted by a single classical plateau
+        row["ours_verdict"] = combine(tests) if key == "classical_decline" else \
+            (MISSING if not tests else AGREES if all(tests) else DISAGREES)
         word = "decline steadily" if key == "classical_decline" else "lose more than 0.05"
         row["ours_numbers"] = f"{sum(tests)} of {len(tests)} {word}; lost by α = 0.4: " + "; ".join(words)
         rows.append(row)
