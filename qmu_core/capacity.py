@@ -12,13 +12,13 @@ import pandas as pd
 from . import paths
 from .config import ModelSpec, paper_setting
 from .reading import fmt_alpha, read_curve
-from .resilience import Job, ResilienceParams, XXZData, resilience_specs
+from .resilience import Job, ResilienceParams, SweepEngine, XXZData, resilience_specs
 from .sweep import SweepSpec
 from .validation import ParameterError, check_int, check_sequence
 
 
 @dataclass(frozen=True)
-class CapacityParams:
+class CapacityParams(SweepEngine):
     """Validated parameters of the capacity chapter (meaning: the notebook's parameters cell)."""
 
     mlp_sizes: tuple = ((64, 16), (32, 8), (16, 4), (8, 2), (8, 4))
@@ -49,10 +49,6 @@ class CapacityParams:
         object.__setattr__(self, "alphas", common.alphas)
         object.__setattr__(self, "xxz_gauges", common.xxz_gauges)
         object.__setattr__(self, "scheduler", common.scheduler)
-
-    @property
-    def engine(self) -> dict:
-        return {"scheduler": self.scheduler or None, "workers": self.workers}
 
     @property
     def results_path(self) -> Path:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .resilience import SweepEngine
 from .validation import ParameterError, check_choice
 
 #: family -> (what it is, its standard setting, the alternative shown)
@@ -220,7 +221,7 @@ def fit_evaluate(spec: ClassicalSpec, x_train, y_train, x_val, y_val, seed: int)
 
 # ----------------------------------------------------------------------------- the chapter
 @dataclass(frozen=True)
-class ClassicalParams:
+class ClassicalParams(SweepEngine):
     """Validated parameters of the classical-models chapter (meaning: its parameters cell)."""
 
     families: tuple = tuple(FAMILIES)
@@ -249,10 +250,6 @@ class ClassicalParams:
         check_int("seed", self.seed, min=0)
         check_engine(self)
         check_str("results_dir", self.results_dir)
-
-    @property
-    def engine(self) -> dict:
-        return {"scheduler": self.scheduler or None, "workers": self.workers}
 
     @property
     def results_path(self):

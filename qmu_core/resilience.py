@@ -188,6 +188,18 @@ def check_engine(params) -> None:
                              "exclude each other: a cluster has its own workers; leave 'workers' at 0")
 
 
+class SweepEngine:
+    """For the parameter classes of chapters that train through :func:`run`: their
+    ``scheduler`` and ``workers`` as :func:`run`'s keywords."""
+
+    scheduler: str
+    workers: int
+
+    @property
+    def engine(self) -> dict:
+        return {"scheduler": self.scheduler or None, "workers": self.workers}
+
+
 def check_alphas(alphas) -> tuple[float, ...]:
     alphas = check_sequence("alphas", alphas, lambda n, v: check_alpha(v, n))
     if list(alphas) != sorted(set(alphas)):
@@ -196,7 +208,7 @@ def check_alphas(alphas) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class ResilienceParams:
+class ResilienceParams(SweepEngine):
     """Validated parameters of the resilience chapter (their meaning: the notebook's
     parameters cell)."""
 
@@ -226,11 +238,6 @@ class ResilienceParams:
         check_int("seed", self.seed, min=0)
         check_engine(self)
         check_str("results_dir", self.results_dir)
-
-    @property
-    def engine(self) -> dict:
-        """The keywords of :func:`run` that say where the trainings are computed."""
-        return {"scheduler": self.scheduler or None, "workers": self.workers}
 
     @property
     def xxz(self) -> XXZData:
