@@ -18,6 +18,8 @@ import pandas as pd
 from .io import sha256_bytes
 
 PUBLISHED_FILE = "published_fig2.csv"
+COMPARISON_COLUMNS = ["dataset", "gauge", "model", "corruption", "n_alphas"] + [
+    f"{w}_{k}" for w in ("val", "train") for k in ("rms", "max_gap", "max_gap_alpha")]
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +67,7 @@ def compare(ours: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
             row[f"{what}_max_gap"] = float(diff[i])
             row[f"{what}_max_gap_alpha"] = float(common[i])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
 def glue_values(comparison: pd.DataFrame) -> dict[str, str]:
@@ -73,17 +75,13 @@ def glue_values(comparison: pd.DataFrame) -> dict[str, str]:
     :data:`qmu_core.reading.CURVES`, ``<id>_rms_val`` / ``_rms_train`` and ``<id>_gap_val``
     / ``_gap_train`` ('+0.12 at α = 0.3'); and, per corruption, which XXZ MLP gauge is the
     closer to the published curve (``gauge_closer_<corruption>``). 'n/a' where missing."""
-    from .reading import CORRUPTIONS, CURVES, curve_id
+    from .reading import CORRUPTIONS, CURVES, curve_id, select
 
     out = {}
     for ds, model, gauge in CURVES:
         for c in CORRUPTIONS:
             key = curve_id(ds, model, gauge, c)
-            m = (comparison.dataset == ds) & (comparison.model == model) & (comparison.corruption == c) \
-                if len(comparison) else []
-            if len(comparison) and gauge is not None:
-                m &= comparison.gauge == gauge
-            r = comparison[m] if len(comparison) else comparison
+            r = select(comparison, ds, model, gauge, c)
             for what in ("val", "train"):
                 if len(r):
                     row = r.iloc[0]
@@ -92,11 +90,9 @@ def glue_values(comparison: pd.DataFrame) -> dict[str, str]:
                 else:
                     out[f"{key}_rms_{what}"] = out[f"{key}_gap_{what}"] = "n/a"
     for c in CORRUPTIONS:
-        r = comparison[(comparison.dataset == "xxz") & (comparison.model == "mlp") & (comparison.corruption == c)] \
-            if len(comparison) else comparison
+        r = select(comparison, "xxz", "mlp", None, c)
         if len(r) >= 2:
-            best = r.sort_values("val_rms").iloc[0].gauge
-            out[f"gauge_closer_{c}"] = best.replace("_", " ")
+            out[f"gauge_closer_{c}"] = r.sort_values("val_rms").iloc[0].gauge.replace("_", " ")
         else:
             out[f"gauge_closer_{c}"] = "n/a (needs both gauges)"
     return out
