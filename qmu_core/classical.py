@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .resilience import SweepEngine
+from .resilience import CORRUPTION_NAMES, SweepEngine
 from .validation import ParameterError, check_choice
 
 #: family -> (what it is, its standard setting, the alternative shown)
@@ -410,7 +410,6 @@ def plot(summary, dataset: str, corruption: str, *, reference=None):
             handles.setdefault(l, h)
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=7.5,
                bbox_to_anchor=(0.5, -0.02))
-    names = {"label_flip": "label flipping", "feature_random": "feature randomisation"}
-    fig.suptitle(f"{dataset.upper() if dataset == 'xxz' else 'MNIST'}, {names[corruption]}")
+    fig.suptitle(f"{dataset.upper() if dataset == 'xxz' else 'MNIST'}, {CORRUPTION_NAMES[corruption]}")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return axes
