@@ -65,11 +65,9 @@ from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
-import numba
 import numpy as np
 
 from . import _adjoint_kernels as K
-from .qnn import OUTPUT_SCALE
 
 # Part of the sweep cache key (see qmu_core.qnn.KERNEL): change it whenever a change here
 # or in _adjoint_kernels changes the kernel's floating-point results.

@@ -4,30 +4,30 @@ four QNN depths, with the resilience chapter's protocol and hyperparameters."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import paths
+from .data import XXZ_DEFAULT_SET, XXZ_GAUGES
+from .paths import ResultsDir
 from .config import ModelSpec, paper_setting
 from .reading import fmt_alpha, read_curve
-from .resilience import Job, ResilienceParams, SweepEngine, XXZData, resilience_specs
+from .resilience import PAPER_ALPHAS, Job, ResilienceParams, SweepEngine, XXZData, resilience_specs
 from .sweep import SweepSpec
 from .validation import ParameterError, check_int, check_sequence
 
 
 @dataclass(frozen=True)
-class CapacityParams(SweepEngine):
+class CapacityParams(SweepEngine, ResultsDir):
     """Validated parameters of the capacity chapter (meaning: the notebook's parameters cell)."""
 
     mlp_sizes: tuple = ((64, 16), (32, 8), (16, 4), (8, 2), (8, 4))
     qnn_depths: tuple = (4, 5, 6, 7)
     n_runs: int = 5
-    alphas: tuple = tuple(round(0.1 * k, 1) for k in range(10))
+    alphas: tuple = PAPER_ALPHAS
     epoch_scale: float = 1.0
-    xxz_set: str = "released_code"
-    xxz_gauges: tuple = ("fixed", "random_phase")
+    xxz_set: str = XXZ_DEFAULT_SET
+    xxz_gauges: tuple = XXZ_GAUGES
     seed: int = 0
     scheduler: str = ""
     workers: int = 0
@@ -50,9 +50,6 @@ class CapacityParams(SweepEngine):
         object.__setattr__(self, "xxz_gauges", common.xxz_gauges)
         object.__setattr__(self, "scheduler", common.scheduler)
 
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)
 
     @property
     def xxz(self) -> XXZData:
@@ -117,7 +114,7 @@ def capacity_reading(summary: pd.DataFrame, models, *, n_inputs: int, n_qubits: 
         return d.set_index("model_label")[col]
 
     glue = {}
-    groups = [("qnn", "QNN", None)] + [(f"mlp_{g}", "MLP", g) for g in ("fixed", "random_phase")]
+    groups = [("qnn", "QNN", None)] + [(f"mlp_{g}", "MLP", g) for g in XXZ_GAUGES]
     for key, kind, gauge in groups:
         t = fam(kind, gauge)
         glue[f"cap_{key}_slopes"] = ", ".join(f"{v:+.2f}" for v in t.get("slope_0_04", [])) or "n/a"

@@ -13,14 +13,13 @@ same ``ParameterError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from . import paths
+from .paths import ResultsDir
 from .validation import ParameterError, check_alpha, check_float, check_int, check_str
 
 
 @dataclass(frozen=True)
-class DataChapterParams:
+class DataChapterParams(ResultsDir):
     """Parameters of the 'Data and corruption' chapter."""
 
     n_examples: int = 8
@@ -40,13 +39,10 @@ class DataChapterParams:
         check_int("seed", self.seed, min=0)
         check_str("results_dir", self.results_dir)
 
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)
 
 
 @dataclass(frozen=True)
-class ModelsChapterParams:
+class ModelsChapterParams(ResultsDir):
     """Parameters of the 'Models' chapter."""
 
     draw_qubits: int = 10
@@ -62,24 +58,14 @@ class ModelsChapterParams:
         check_int("seed", self.seed, min=0)
         check_str("results_dir", self.results_dir)
 
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)
 
 
 @dataclass(frozen=True)
-class NotesParams:
-    """Parameters of the 'Reproduction notes' chapter.
-
-    The notebook checks its one parameter with ``check_str`` itself (the same check, so the
-    same message); this class lets the pipeline refuse a bad value before the kernel starts.
-    """
+class NotesParams(ResultsDir):
+    """Parameters of the 'Reproduction notes' chapter."""
 
     results_dir: str = ""
 
     def __post_init__(self):
         check_str("results_dir", self.results_dir)
 
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .resilience import CORRUPTION_NAMES, SweepEngine
+from .data import XXZ_DEFAULT_SET, XXZ_GAUGES
+from .paths import ResultsDir
+from .resilience import CORRUPTION_NAMES, PAPER_ALPHAS, SweepEngine, XXZData, check_alphas, check_engine
 from .validation import ParameterError, check_choice
 
 #: family -> (what it is, its standard setting, the alternative shown)
@@ -221,23 +223,22 @@ def fit_evaluate(spec: ClassicalSpec, x_train, y_train, x_val, y_val, seed: int)
 
 # ----------------------------------------------------------------------------- the chapter
 @dataclass(frozen=True)
-class ClassicalParams(SweepEngine):
+class ClassicalParams(SweepEngine, ResultsDir):
     """Validated parameters of the classical-models chapter (meaning: its parameters cell)."""
 
     families: tuple = tuple(FAMILIES)
     alternatives: bool = True
     n_runs: int = 5
-    alphas: tuple = tuple(round(0.1 * k, 1) for k in range(10))
+    alphas: tuple = PAPER_ALPHAS
     xxz: bool = True
-    xxz_set: str = "released_code"
-    xxz_gauges: tuple = ("fixed", "random_phase")
+    xxz_set: str = XXZ_DEFAULT_SET
+    xxz_gauges: tuple = XXZ_GAUGES
     seed: int = 0
     scheduler: str = ""
     workers: int = 0
     results_dir: str = ""
 
     def __post_init__(self):
-        from .resilience import XXZData, check_alphas, check_engine
         from .validation import check_bool, check_int, check_sequence, check_str
 
         fams = check_sequence("families", self.families, lambda n, v: check_choice(n, v, tuple(FAMILIES)))
@@ -251,11 +252,6 @@ class ClassicalParams(SweepEngine):
         check_engine(self)
         check_str("results_dir", self.results_dir)
 
-    @property
-    def results_path(self):
-        from . import paths
-
-        return paths.results_path(self.results_dir)
 
     def specs(self):
         """(ModelSpec, TrainConfig) of the standard and, if asked, the alternative settings."""
@@ -269,7 +265,7 @@ class ClassicalParams(SweepEngine):
         alternative settings on MNIST under label flipping; the vector models on the XXZ
         states under both corruptions and every gauge."""
         from . import data
-        from .resilience import XXZData, final_only
+        from .resilience import final_only
         from .sweep import SweepSpec
 
         def sweep(m, cfg, corruption):

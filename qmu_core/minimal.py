@@ -39,7 +39,7 @@ from .minimal_models import (
     verify,
 )
 from .minimal_plots import landscape_alphas, plot_curvature_maps, plot_dataset_study, plot_landscapes
-from .paths import RESULTS, results_path
+from .paths import ResultsDir, results_path
 from .validation import (
     ParameterError,
     check_alpha,
@@ -61,7 +61,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- parameters
 @dataclass(frozen=True)
-class HessianParams:
+class HessianParams(ResultsDir):
     """The chapter's parameters, checked on construction (see the notebook's parameter cell)."""
 
     class_mean: float = 0.5
@@ -105,9 +105,6 @@ class HessianParams:
             return (self.sigmoid_scale,)
         return (self.sigmoid_scale, self.second_scale)
 
-    @property
-    def results_path(self) -> Path:
-        return results_path(self.results_dir)
 
 
 # --------------------------------------------------------------------------- dataset study
@@ -318,7 +315,7 @@ def rows_to_csv(rows: list[dict]) -> str:
 
 def write_csv(rows: list[dict], name: str, results_dir: str | Path | None = None) -> Path:
     """Write ``rows`` as ``<results_dir>/<name>`` atomically; the default folder is ``RESULTS``."""
-    folder = Path(results_dir) if results_dir else RESULTS
+    folder = results_path(results_dir)
     return atomic_write_text(folder / name, rows_to_csv(rows))
 
 

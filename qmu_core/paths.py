@@ -31,3 +31,13 @@ def cache_dir() -> Path:
 def results_path(results_dir: str) -> Path:
     """A chapter's ``results_dir`` parameter: '' means the repository's results/."""
     return Path(results_dir) if results_dir else RESULTS
+
+
+class ResultsDir:
+    """For a chapter's parameter class with a ``results_dir`` field: the folder it names."""
+
+    results_dir: str
+
+    @property
+    def results_path(self) -> Path:
+        return results_path(self.results_dir)

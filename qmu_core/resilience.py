@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, paths
+from . import data
 from .config import TrainConfig, paper_setting
 from .data import Dataset
 from .io import atomic_write_text
+from .paths import ResultsDir
 from .parallel import check_scheduler, check_workers, run_sweeps
 from .sweep import SweepSpec
 from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int,
@@ -158,8 +159,8 @@ class XXZData:
     gauges; every model runs under the first gauge, the MLPs under each of them (the QNN's
     output does not depend on the gauge, the MLP's input does)."""
 
-    xxz_set: str = "released_code"
-    xxz_gauges: tuple = ("fixed", "random_phase")
+    xxz_set: str = data.XXZ_DEFAULT_SET
+    xxz_gauges: tuple = data.XXZ_GAUGES
 
     def __post_init__(self):
         check_choice("xxz_set", self.xxz_set, data.XXZ_SETS)
@@ -208,7 +209,7 @@ def check_alphas(alphas) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class ResilienceParams(SweepEngine):
+class ResilienceParams(SweepEngine, ResultsDir):
     """Validated parameters of the resilience chapter (their meaning: the notebook's
     parameters cell)."""
 
@@ -218,8 +219,8 @@ class ResilienceParams(SweepEngine):
     epoch_scale: float = 1.0
     mnist_mlp: str = "code"
     mnist_n_val: int = data.MNIST_VAL_AVAILABLE
-    xxz_set: str = "released_code"
-    xxz_gauges: tuple = ("fixed", "random_phase")
+    xxz_set: str = data.XXZ_DEFAULT_SET
+    xxz_gauges: tuple = data.XXZ_GAUGES
     dtype: str = "complex64"
     seed: int = 0
     scheduler: str = ""
@@ -264,9 +265,6 @@ class ResilienceParams(SweepEngine):
             out += self.xxz.jobs(self.specs("xxz"))
         return out
 
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from . import paths
+from .data import XXZ_GAUGES
+from .paths import ResultsDir
 from .reading import read_curve, select
 from .validation import check_str
 
@@ -34,7 +36,7 @@ AGREES, PARTLY, DISAGREES, MISSING = "agrees", "partly", "disagrees", "not yet r
 
 
 @dataclass(frozen=True)
-class ScorecardParams:
+class ScorecardParams(ResultsDir):
     """Validated parameters of the scorecard chapter."""
 
     input_dir: str = ""
@@ -48,9 +50,6 @@ class ScorecardParams:
     def input_path(self) -> Path:
         return paths.results_path(self.input_dir)
 
-    @property
-    def results_path(self) -> Path:
-        return paths.results_path(self.results_dir)
 
     def read(self, name: str) -> pd.DataFrame | None:
         """A chapter's CSV from ``input_dir``, or None if that chapter has not written it."""
@@ -89,7 +88,7 @@ def _curves_for(df, dataset, model):
     if df is None:
         return []
     if dataset == "xxz" and model == "mlp" and "gauge" in df.columns:
-        gauges = [g for g in ("fixed", "random_phase") if (select(df, dataset, model, g, "label_flip")).size]
+        gauges = [g for g in XXZ_GAUGES if (select(df, dataset, model, g, "label_flip")).size]
         return [(dataset, model, g) for g in gauges]
     return [(dataset, model, None)]
 
