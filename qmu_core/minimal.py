@@ -314,7 +314,7 @@ def rows_to_csv(rows: list[dict]) -> str:
 
 
 def write_csv(rows: list[dict], name: str, results_dir: str | Path | None = None) -> Path:
-    """Write ``rows`` as ``<results_dir>/<name>`` atomically; the default folder is ``RESULTS``."""
+    """Write ``rows`` as ``<results_dir>/<name>`` atomically; the default folder is the repository's results/."""
     folder = results_path(results_dir)
     return atomic_write_text(folder / name, rows_to_csv(rows))
 

@@ -9,6 +9,7 @@ import pytest
 import sympy as sp
 
 from qmu_core import minimal as M
+from qmu_core import paths
 from qmu_core.precision import float64_scope
 from qmu_core.validation import ParameterError
 
@@ -210,6 +211,6 @@ def test_bad_parameters_name_the_parameter(kwargs, name):
 def test_good_parameters_normalised():
     P = M.HessianParams(alphas=[0.4, 0.0, 0.4], sigmoid_scale=2, second_scale=2)
     assert P.alphas == (0.0, 0.4) and P.scales == (2.0,)
-    assert P.results_path == M.RESULTS
+    assert P.results_path == paths.RESULTS
     with pytest.raises(ParameterError, match="'model'"):
         M.hessian("cnn", 0.1, 0.2, 0, 1.0)
