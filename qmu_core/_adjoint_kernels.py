@@ -237,8 +237,9 @@ def _load(xr, xi, rows, s0, w, perm, off, pr, pi):
 def chunks(c0, c1, st, lam, S, e64, cb, xr, xi, rows, perm, gates, phase, cone_q, pos, cone_p, ztab,
            mode, target, e, gS, loss):
     """Chunks c0..c1-1 of ``LANES`` of the samples (xr + i xi)[rows]: outputs into ``e``; for
-    mode 1 (cotangents ``target`` of the outputs) or 2 (BCE against labels ``target``) also each
-    chunk's gradient sums gS (C, D, n, 4) and loss. st, lam, S, e64, cb: this thread's scratch."""
+    mode 1 (cotangents ``target`` of the outputs), 2 (mean BCE against labels ``target``) or 3
+    (sum of w_b BCE_b, ``target`` = [labels, weights w]) also each chunk's gradient sums gS
+    (C, D, n, 4) and loss. st, lam, S, e64, cb: this thread's scratch."""
     D, n = cone_q.shape
     P = cone_p.shape[1]
     N = rows.size
@@ -306,11 +307,15 @@ def chunks(c0, c1, st, lam, S, e64, cb, xr, xi, rows, perm, gates, phase, cone_q
         for b in range(w):
             if mode == 1:
                 cb[b] = target[s0 + b]
-            else:
+            elif mode == 2:
                 z, y = OUTPUT_SCALE * e64[b], target[s0 + b]
                 cb[b] = OUTPUT_SCALE * (1.0 / (1.0 + math.exp(-z)) - y) / N
                 lsum += max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y * z
-        loss[c] = lsum / N
+            else:  # mode 3: weighted BCE, target = [labels (N), weights (N)]
+                z, y, wt = OUTPUT_SCALE * e64[b], target[s0 + b], target[N + s0 + b]
+                cb[b] = OUTPUT_SCALE * (1.0 / (1.0 + math.exp(-z)) - y) * wt
+                lsum += wt * (max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y * z)
+        loss[c] = lsum / N if mode == 2 else lsum
         for l in range(D):
             for q in range(n):
                 for a in range(4):

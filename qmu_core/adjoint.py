@@ -154,8 +154,9 @@ class _Circuit:
 
     def run(self, x, params, mode=0, target=None, rows=None):
         """The kernel on the samples x[rows] (all of ``x`` by default): their outputs <Z_{n-1}>
-        (float64); for mode 1 (``target`` = cotangents of the outputs) or 2 (``target`` =
-        labels, mean BCE of the logits 5<Z>) also (loss, gradient w.r.t. params)."""
+        (float64); for mode 1 (``target`` = cotangents of the outputs), 2 (``target`` =
+        labels, mean BCE of the logits 5<Z>) or 3 (``target`` = [labels, weights w] of the
+        rows, sum of w_b BCE_b: the unlearning losses) also (loss, gradient w.r.t. params)."""
         xr, xi = self.kernel_input(x)
         rows = np.arange(len(xr), dtype=np.uint64) if rows is None else np.asarray(rows).astype(np.uint64)
         params, gates, hcoef, phase = self.tables(params)

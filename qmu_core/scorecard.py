@@ -218,10 +218,6 @@ def hessian_claims(verification: pd.DataFrame | None, study: pd.DataFrame | None
 
 #: claims of the paper whose chapters this book does not have yet
 NOT_YET = [
-    ("unlearning_mlp", "Unlearning: for the MLP, Retrain is the clear upper bound and approximate methods lag.",
-     "unlearning"),
-    ("unlearning_qnn", "Unlearning: for the QNN, approximate methods match or beat Retrain within 50 steps, "
-     "after a transient dip.", "unlearning"),
     ("lrr", "Landscape: poisoning raises the MLP's Hessian trace by orders of magnitude (LRR ≫ 1); "
      "the QNN's stays put (LRR ≈ 1).", "landscape"),
 ]
@@ -264,11 +260,20 @@ def classical_claims(cl: pd.DataFrame | None) -> list[dict]:
     return rows
 
 
+def unlearning_claims(steps: pd.DataFrame | None) -> list[dict]:
+    """Fig. 3's two claims, tested on the unlearning chapter's runs
+    (:func:`qmu_core.unlearning_chapter.claims`; the published unlearning runs are not released)."""
+    from .unlearning_chapter import claims, summarise
+
+    return claims(None if steps is None else summarise(steps))
+
+
 def table(P: ScorecardParams, published: pd.DataFrame) -> pd.DataFrame:
     """Every claim with our verdict, the published numbers' verdict and the numbers behind them."""
     rows = resilience_claims(P.read("resilience.csv"), published)
     rows += capacity_claims(P.read("capacity.csv"))
     rows += classical_claims(P.read("classical.csv"))
+    rows += unlearning_claims(P.read("unlearning_steps.csv"))
     rows += hessian_claims(P.read("hessian_verification.csv"), P.read("hessian_dataset.csv"))
     for key, text, chapter in NOT_YET:
         rows.append({"claim": key, "text": text, "chapter": chapter, "ours_verdict": MISSING,

@@ -76,3 +76,21 @@ def compute(ds, spec, items, key: str, x64: bool) -> list[dict]:
             "or dataset differs from the client's; install the client's version of qmu on the workers")
     with jax.enable_x64(x64):
         return compute_runs(ds, spec, items)
+
+
+def compute_unlearning(ds, task, key: str, x64: bool) -> dict:
+    """One task of the unlearning chapters (:func:`qmu_core.unlearning_study.compute`): ``task``
+    travels without its dataset (scattered once to every worker), after the same check as
+    :func:`compute` that this worker would cache it under the client's ``key``."""
+    from dataclasses import replace
+
+    import jax
+
+    from .unlearning_study import compute as compute_task
+
+    task = replace(task, ds=ds)
+    if task.key() != key:
+        raise RuntimeError(f"worker: the unlearning task {task.identity()} has cache key {task.key()} here but {key} "
+                           "on the client: install the client's version of qmu on the workers")
+    with jax.enable_x64(x64):
+        return compute_task(task)

@@ -41,7 +41,7 @@ CHAPTERS: dict[str, Chapter] = {
     c.name: c
     for c in [
         Chapter("scorecard", "Claims scorecard", "all", "qmu_core.scorecard:ScorecardParams", ci={},
-                after=("resilience", "capacity", "classical", "hessian")),
+                after=("resilience", "capacity", "classical", "unlearning", "hessian")),
         Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b",
                 "qmu_core.chapter_params:DataChapterParams", ci={"tsne_points": 120}),
         Chapter("models", "Models", "Fig. 4", "qmu_core.chapter_params:ModelsChapterParams", ci={}),
@@ -68,6 +68,21 @@ CHAPTERS: dict[str, Chapter] = {
             ci={"families": ["logistic", "rbf_svm", "rff", "cnn"], "alternatives": False, "n_runs": 1,
                 "alphas": [0.0, 0.5], "workers": 1},
             after=("resilience",),
+        ),
+        Chapter(
+            "unlearning",
+            "Unlearning a poisoned model",
+            "Fig. 3a, 3b; SI Figs. S2, S3",
+            "qmu_core.unlearning_chapter:UnlearningParams",
+            ci={"n_runs": 1, "steps": 3, "epoch_scale": 0.05, "mnist_n_val": 200, "dip_warmup": 2, "workers": 1},
+        ),
+        Chapter(
+            "unlearning_grid",
+            "Unlearning hyperparameters",
+            "SI section VI (released code)",
+            "qmu_core.unlearning_grid:GridParams",
+            ci={"n_runs": 1, "steps": 2, "epoch_scale": 0.05, "mnist_n_val": 200, "lambdas": [0.0, 0.2],
+                "betas": [0.0, 0.2], "workers": 1},
         ),
         Chapter(
             "hessian",
