@@ -77,14 +77,6 @@ CHAPTERS: dict[str, Chapter] = {
             ci={"n_runs": 1, "steps": 3, "epoch_scale": 0.05, "mnist_n_val": 200, "dip_warmup": 2, "workers": 1},
         ),
         Chapter(
-            "unlearning_grid",
-            "Unlearning hyperparameters",
-            "SI section VI (released code)",
-            "qmu_core.unlearning_grid:GridParams",
-            ci={"n_runs": 1, "steps": 2, "epoch_scale": 0.05, "mnist_n_val": 200, "lambdas": [0.0, 0.2],
-                "betas": [0.0, 0.2], "workers": 1},
-        ),
-        Chapter(
             "hessian",
             "The analytic single-qubit Hessian",
             "SI section I",
