@@ -95,10 +95,9 @@ def _split(y, n_forget=8, seed=1):
 def _learners(x):
     qnn = QNN(4, 2)
     p = np.random.default_rng(3).normal(0, 0.5, qnn.param_shape)
-    net = MLP(16, (4, 2)).reset_parameters(5)
     sets = {"train": x, "val": x[:16]}
-    return {"qnn": lambda: U.QNNLearner(qnn, p, sets), "mlp": lambda: U.MLPLearner(MLP(16, (4, 2)).reset_parameters(5)
-                                                                                    if net else None, sets)}
+    return {"qnn": lambda: U.QNNLearner(qnn, p, sets),
+            "mlp": lambda: U.MLPLearner(MLP(16, (4, 2)).reset_parameters(5), sets)}
 
 
 @pytest.mark.parametrize("kind", ["qnn", "mlp"])
