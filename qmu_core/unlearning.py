@@ -310,7 +310,6 @@ class QNNLearner:
             g = g + self.circ.real(self.wd) * self.p
         K.adam(self.p, np.ascontiguousarray(g, self.circ.real), self.mu, self.nu, self.count, lr, 0.9, 0.999, 1e-8)
 
-
     def update_bce(self, rows, labels, weights, lr: float) -> None:
         """One Adam update along the gradient of sum_b w_b BCE(z_b, label_b) over ``rows``
         (:func:`bce_weights`), forward and backward in one kernel pass."""
@@ -352,7 +351,6 @@ class MLPLearner:
             self.opt.zero_grad(set_to_none=True)
             z.backward(torch.from_numpy(np.asarray(dz, np.float32)))
             self.opt.step()
-
 
     def update_bce(self, rows, labels, weights, lr: float) -> None:
         """As :meth:`QNNLearner.update_bce`."""

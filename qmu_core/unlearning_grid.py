@@ -16,11 +16,11 @@ import pandas as pd
 
 from . import data
 from .paths import ResultsDir
-from .resilience import SweepEngine, XXZData, check_engine
-from .unlearning import KL_KINDS, method
-from .unlearning_chapter import UnlearningParams, _unique_choices
-from .unlearning_study import QNN_ENCODINGS, Task, check_protocol, run_tasks, setting
-from .validation import ParameterError, check_alpha, check_choice, check_float, check_int, check_sequence, check_str
+from .resilience import SweepEngine
+from .unlearning import method
+from .unlearning_chapter import UnlearningParams
+from .unlearning_study import Task, run_tasks, setting
+from .validation import ParameterError, check_float, check_sequence, check_str
 
 PAPER_GRID = tuple(round(0.1 * k, 1) for k in range(10))
 DEFAULT_BETA, DEFAULT_LAMBDA_FO, DEFAULT_LAMBDA_KL = 0.2, 0.2, 0.0
@@ -57,30 +57,21 @@ class GridParams(SweepEngine, ResultsDir):
     results_dir: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "datasets", _unique_choices("datasets", self.datasets, ("mnist", "xxz")))
-        object.__setattr__(self, "models", _unique_choices("models", self.models, ("mlp", "qnn")))
         object.__setattr__(self, "lambdas", _grid("lambdas", self.lambdas))
         object.__setattr__(self, "betas", _grid("betas", self.betas))
-        check_int("n_runs", self.n_runs, min=1)
-        check_int("steps", self.steps, min=1)
-        if not 0 < check_alpha(self.alpha) < 0.5:
-            raise ParameterError(f"parameter 'alpha' must lie in (0, 0.5) for unlearning, got {self.alpha}")
-        check_protocol(self.protocol)
-        check_choice("scrub_kl", self.scrub_kl, KL_KINDS)
-        check_float("epoch_scale", self.epoch_scale, min=0.0, max=1.0, min_inclusive=False)
-        check_int("mnist_n_val", self.mnist_n_val, min=10, max=data.MNIST_VAL_AVAILABLE)
-        object.__setattr__(self, "xxz_gauges", XXZData(self.xxz_set, self.xxz_gauges).xxz_gauges)
-        check_choice("xxz_qnn_encoding", self.xxz_qnn_encoding, QNN_ENCODINGS)
-        check_int("seed", self.seed, min=0)
-        check_engine(self)
         check_str("results_dir", self.results_dir)
+        # the fields shared with the unlearning chapter are validated (and normalised) by it
+        c = self._chapter()
+        for name in ("datasets", "models", "xxz_gauges"):
+            object.__setattr__(self, name, getattr(c, name))
 
     def _chapter(self) -> UnlearningParams:
         """The unlearning chapter's parameters that give the same poisoned models."""
         return UnlearningParams(datasets=self.datasets, models=self.models, n_runs=self.n_runs, steps=self.steps,
                                 alpha=self.alpha, protocol=self.protocol, epoch_scale=self.epoch_scale,
                                 mnist_n_val=self.mnist_n_val, xxz_set=self.xxz_set, xxz_gauges=self.xxz_gauges,
-                                xxz_qnn_encoding=self.xxz_qnn_encoding, seed=self.seed)
+                                xxz_qnn_encoding=self.xxz_qnn_encoding, seed=self.seed, scrub_kl=self.scrub_kl,
+                                scheduler=self.scheduler, workers=self.workers)
 
     def cells(self, dataset: str, model: str) -> tuple:
         s = setting(dataset, model)
@@ -128,7 +119,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def reading(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, gauge, model): Retrain's and Finetune's mean final validation accuracy, the
+    """Per (dataset, gauge, model): Retrain's and Finetune's mean (and sd) final validation accuracy, the
     best SCRUB cell and gradient-ascent beta with their accuracy, the paper's defaults' accuracy
     and rank among the cells, and the best approximate method minus Retrain."""
     rows = []
@@ -136,7 +127,8 @@ def reading(summary: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(["dataset", "gauge", "model"], key))
         row["poisoned"] = s["poisoned_val_acc"].iloc[0]
         for ref in ("retrain", "finetune"):
-            row[ref] = s.loc[s["method"] == ref, "val_acc"].iloc[0]
+            r = s[s["method"] == ref].iloc[0]
+            row[ref], row[f"{ref}_sd"] = r["val_acc"], r["val_acc_sd"]
         sc = s[s["method"] == "scrub"]
         ga = s[s["method"] == "gradient_ascent"]
         if len(sc):
@@ -184,7 +176,8 @@ def glue_values(table: pd.DataFrame) -> dict[str, str]:
     out = {}
     for r in table.to_dict("records"):
         k = f"g_{r['dataset']}_{r['gauge']}_{r['model']}"
-        out[f"{k}_retrain"], out[f"{k}_finetune"] = f(r["retrain"]), f(r["finetune"])
+        for ref in ("retrain", "finetune"):
+            out[f"{k}_{ref}"] = f"{f(r[ref])} ± {f(r[f'{ref}_sd'])}"
         if "scrub_best" in r and np.isfinite(r.get("scrub_best", np.nan)):
             out[f"{k}_scrub_default"] = (f"{f(r.get('scrub_default', np.nan))}, "
                                          f"{int(r['scrub_default_rank']) if np.isfinite(r.get('scrub_default_rank', np.nan)) else 'n/a'}"

@@ -65,7 +65,10 @@ CHAPTERS: dict[str, Chapter] = {
             "More classical models",
             "main text (other classical models)",
             "qmu_core.classical:ClassicalParams",
-            ci={"families": ["logistic", "rbf_svm", "rff", "cnn"], "alternatives": False, "n_runs": 1,
+            # no CNN at ci scale: its float32 convolutions round differently on CPUs with other
+            # vector instructions (AVX2 vs AVX-512), which moves its accuracy at alpha = 0.5 by a
+            # few images and the baseline with it; tests/test_classical.py trains it instead
+            ci={"families": ["logistic", "rbf_svm", "rff"], "alternatives": False, "n_runs": 1,
                 "alphas": [0.0, 0.5], "workers": 1},
             after=("resilience",),
         ),
@@ -75,6 +78,14 @@ CHAPTERS: dict[str, Chapter] = {
             "Fig. 3a, 3b; SI Figs. S2, S3",
             "qmu_core.unlearning_chapter:UnlearningParams",
             ci={"n_runs": 1, "steps": 3, "epoch_scale": 0.05, "mnist_n_val": 200, "dip_warmup": 2, "workers": 1},
+        ),
+        Chapter(
+            "unlearning_grid",
+            "Unlearning hyperparameters",
+            "SI section VI (released code)",
+            "qmu_core.unlearning_grid:GridParams",
+            ci={"n_runs": 1, "steps": 2, "epoch_scale": 0.05, "mnist_n_val": 200, "lambdas": [0.0, 0.2],
+                "betas": [0.0, 0.2], "workers": 1},
         ),
         Chapter(
             "hessian",
