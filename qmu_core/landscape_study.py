@@ -137,8 +137,9 @@ def _train(r: Run, s: Sets):
     """The trained model: (flat parameters, a loss problem on the Hessian samples, a function
     of flat parameters and (x, y) giving the mean loss, the logits function)."""
     from . import landscape as L
+    from .precision import float64_scope
 
-    hidden_or_depth, cfg = PROTOCOL[(r.setting, r.model)]
+    hidden_or_depth, _ = PROTOCOL[(r.setting, r.model)]
     cfg = r.train_config
     tseed = derive_seed(r.seed, "landscape-train", r.setting, r.model, round(r.alpha * 1000), r.run)
     if r.model == "mlp":
@@ -162,7 +163,8 @@ def _train(r: Run, s: Sets):
         return prob.flat(np.asarray(jax.device_get(params))), prob
     from . import released_qnn as RQ
 
-    params = RQ.train(s.x, s.y, hidden_or_depth, cfg.epochs, cfg.batch_size, cfg.lr, tseed)
+    with float64_scope():  # the notebook trains in complex128 (tc.set_dtype)
+        params = RQ.train(s.x, s.y, hidden_or_depth, cfg.epochs, cfg.batch_size, cfg.lr, tseed)
     return params.ravel(), RQ.Problem(params.shape, s.xh, s.yh)
 
 

@@ -77,6 +77,15 @@ CHAPTERS: dict[str, Chapter] = {
             ci={"n_runs": 1, "steps": 3, "epoch_scale": 0.05, "mnist_n_val": 200, "dip_warmup": 2, "workers": 1},
         ),
         Chapter(
+            "landscape",
+            "Loss landscapes and the Hessian trace",
+            "Fig. 3c, 3d",
+            "qmu_core.landscape_chapter:LandscapeParams",
+            ci={"n_runs": 1, "alphas": [0.0, 0.3], "epoch_scale": 0.05, "n_hessian": 20, "mnist_n_val": 200,
+                "hutchinson_probes": 4, "slq_steps": 10, "slq_probes": 2, "slice_points": 5, "slice_grid": 3,
+                "unlearn_epochs": 2, "workers": 1},
+        ),
+        Chapter(
             "hessian",
             "The analytic single-qubit Hessian",
             "SI section I",
