@@ -23,9 +23,10 @@ from .resilience import SweepEngine, check_engine
 from .sweep import read_entry, write_entry
 from .validation import ParameterError, check_alpha, check_choice, check_float, check_int, check_sequence, check_str
 
-#: "orders of magnitude above 1" (the paper's MLP) and "about 1" (its QNN), as tested here
+#: "orders of magnitude above 1" (the paper's MLP) and "approximately or smaller than 1" (its
+#: QNN), as tested here: a mean LRR of at least LRR_LARGE, and of at most LRR_SMALL
 LRR_LARGE = 10.0
-LRR_NEAR = (0.5, 2.0)
+LRR_SMALL = 2.0
 
 
 def _unique(name, value, allowed) -> tuple:
@@ -168,15 +169,15 @@ def fmt(x, nd: int = 2) -> str:
 
 
 def verdicts(summary: pd.DataFrame) -> dict[str, str]:
-    """Per setting: does the MLP's mean LRR exceed :data:`LRR_LARGE` at every noisy alpha, and
-    does the QNN's stay within :data:`LRR_NEAR`?"""
+    """Per setting: does the MLP's mean LRR reach :data:`LRR_LARGE` at every noisy alpha, and
+    does the QNN's stay at or below :data:`LRR_SMALL`?"""
     out = {}
     for setting, s in summary[summary.alpha > 0].groupby("setting"):
         m, q = s[s.model == "mlp"], s[s.model == "qnn"]
         if len(m):
             out[f"{setting}_mlp"] = "agrees" if (m.lrr >= LRR_LARGE).all() else "disagrees"
         if len(q):
-            out[f"{setting}_qnn"] = "agrees" if q.lrr.between(*LRR_NEAR).all() else "disagrees"
+            out[f"{setting}_qnn"] = "agrees" if (q.lrr <= LRR_SMALL).all() else "disagrees"
     return out
 
 
@@ -215,18 +216,25 @@ def glue_values(df: pd.DataFrame, summary: pd.DataFrame, sl: dict) -> dict[str, 
     for model, rec in sl.items():
         p = rec["path"]
         out[f"l_path_{model}_dist"] = f"{p['distance']:.3g}"
-        out[f"l_path_{model}_barrier"] = f"{max(p['train_clean']) - max(p['train_clean'][0], p['train_clean'][-1]):.3g}"
-        i0, i1 = int(np.argmin(np.abs(np.asarray(p["t"]) - 0))), int(np.argmin(np.abs(np.asarray(p["t"]) - 1)))
+        t = np.asarray(p["t"])
+        i0, i1 = int(np.argmin(np.abs(t - 0))), int(np.argmin(np.abs(t - 1)))
+        for what in ("train_clean", "train_polluted", "val"):
+            seg = np.asarray(p[what])[i0:i1 + 1]  # the segment between the two models
+            out[f"l_path_{model}_{what}_barrier"] = f"{seg.max() - max(seg[0], seg[-1]):.3g}"
+        out[f"l_path_{model}_polluted"] = f"{p['train_polluted'][i0]:.3f} → {p['train_polluted'][i1]:.3f}"
         out[f"l_path_{model}_val"] = f"{p['val'][i0]:.3f} → {p['val'][i1]:.3f}"
         out[f"l_path_{model}_clean"] = f"{p['train_clean'][i0]:.3f} → {p['train_clean'][i1]:.3f}"
         for m in ("clean", "poisoned"):
             s1 = np.asarray(rec[m]["slice_1d"])
             out[f"l_slice_{model}_{m}_rise"] = f"{s1.max() - rec[m]['loss0']:.3g}"
+            out[f"l_slice_{model}_{m}_loss0"] = f"{rec[m]['loss0']:.3g}"
     for model in MODELS:
-        for what in ("dist", "barrier", "val", "clean"):
+        for what in ("dist", "train_clean_barrier", "train_polluted_barrier", "val_barrier", "val", "clean",
+                     "polluted"):
             out.setdefault(f"l_path_{model}_{what}", "n/a")
         for m in ("clean", "poisoned"):
             out.setdefault(f"l_slice_{model}_{m}_rise", "n/a")
+            out.setdefault(f"l_slice_{model}_{m}_loss0", "n/a")
     return out
 
 

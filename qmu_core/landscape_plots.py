@@ -84,6 +84,8 @@ def plot_trace_split(summary: pd.DataFrame, setting: str = "paper"):
         ax.bar(x, clean, color=COLORS[model], label="clean samples")
         ax.bar(x, flipped, bottom=np.where(flipped >= 0, clean, 0), color=COLORS["class1"], alpha=0.7,
                label="flipped samples")
+        ax.plot(x, d.trace, "k_", ms=28, mew=2, label="net trace")
+        ax.margins(y=0.08)
         ax.set_xticks(x, [f"{a:g}" for a in d.alpha])
         ax.set_xlabel("α")
         ax.set_ylabel("mean Tr H")
@@ -126,7 +128,8 @@ def plot_slices(sl: dict):
             ax.set_title(f"{model.upper()}, {name}", fontsize=9)
             ax.set_aspect("equal")
             ax.grid(False)
-    fig.colorbar(cs, ax=fig.axes[len(models):], shrink=0.9, label="training loss")
+    cb = fig.colorbar(cs, ax=fig.axes[len(models):], shrink=0.9, label="training loss", ticks=levels[::4])
+    cb.ax.set_yticklabels([f"{v:.2g}" for v in levels[::4]])
     return fig
 
 
