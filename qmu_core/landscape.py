@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .validation import ParameterError, check_float, check_int
+from .validation import ParameterError, check_int
 
 SHIFT = np.pi / 2
 #: an eigenvalue counts as negative below -NEG_TOL * (largest |eigenvalue|)
@@ -423,6 +423,3 @@ def geometry(problem, v, flipped_mask, *, slq_steps: int = 60, slq_probes: int =
     s.update(eig_top=float(top[0]), eig_bottom=float(bottom[0]))
     return Geometry(trace, trace - t_f, t_f, s, nodes, weights, False)
 
-
-def check_fraction(name: str, value) -> float:
-    return check_float(name, value, min=0.0, max=1.0)

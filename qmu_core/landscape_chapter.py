@@ -165,7 +165,7 @@ def slice_frame(sl: dict) -> pd.DataFrame:
 def fmt(x, nd: int = 2) -> str:
     if x is None or not np.isfinite(x):
         return "n/a"
-    return f"{x:.{nd}g}" if abs(x) >= 100 else f"{x:.{nd}f}"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.{nd}f}"
 
 
 def verdicts(summary: pd.DataFrame) -> dict[str, str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -134,8 +134,7 @@ def sets(r: Run) -> Sets:
 
 
 def _train(r: Run, s: Sets):
-    """The trained model: (flat parameters, a loss problem on the Hessian samples, a function
-    of flat parameters and (x, y) giving the mean loss, the logits function)."""
+    """The trained model: (its flat parameters, its loss problem on the Hessian's samples)."""
     from . import landscape as L
     from .precision import float64_scope
 
@@ -168,17 +167,15 @@ def _train(r: Run, s: Sets):
     return params.ravel(), RQ.Problem(params.shape, s.xh, s.yh)
 
 
-def problem_for(r: Run, v, x, y):
-    """The loss problem of run ``r``'s model at flat parameters ``v`` on (x, y)."""
+def problem_for(r: Run, x, y):
+    """The loss problem of run ``r``'s model on (x, y), a function of its flat parameters."""
     from . import landscape as L
 
     hidden_or_depth, _ = PROTOCOL[(r.setting, r.model)]
     if r.model == "mlp":
         from .mlp import MLP
 
-        net = MLP(x.shape[1], hidden_or_depth)
-        prob = L.TorchLoss(net, x, y)
-        return prob
+        return L.TorchLoss(MLP(x.shape[1], hidden_or_depth), x, y)
     if r.setting == "paper":
         from .qnn import QNN
 
@@ -202,9 +199,9 @@ def compute(r: Run) -> dict:
                        seed=derive_seed(r.seed, "landscape-slq", r.run))
         est, se = L.hutchinson(lambda u: prob.hvp(v, u), prob.n, r.hutchinson_probes,
                                derive_seed(r.seed, "landscape-hutchinson", r.run))
-        full = problem_for(r, v, s.x, s.y)
+        full = problem_for(r, s.x, s.y)
         zt = full.z(v)
-        zv = problem_for(r, v, s.x_val, s.y_val).z(v)
+        zv = problem_for(r, s.x_val, s.y_val).z(v)
     dead = L.is_dead(np.concatenate([zt, zv]))
     rec = {**r.identity(), "label": LABELS[(r.setting, r.model)], "n_params": int(prob.n),
            "n_flipped_hessian": int(s.flipped_h.sum()), "n_flipped_train": int(len(s.forget)),
@@ -327,7 +324,7 @@ def slices(r_clean: Run, rec_clean: dict, r_poison: Run, rec_poison: dict, *, n_
         for name, r, rec in (("clean", r_clean, rec_clean), ("poisoned", r_poison, rec_poison)):
             s = sets(r)
             v = params_of(rec)
-            prob = problem_for(r, v, s.x, s.y)
+            prob = problem_for(r, s.x, s.y)
             groups, kind = _layers(r, v)
             rng = np.random.default_rng(derive_seed(seed, "landscape-directions", r.model))
             d1, d2 = L.filter_normalised(groups, rng, kind), L.filter_normalised(groups, rng, kind)
@@ -342,7 +339,7 @@ def slices(r_clean: Run, rec_clean: dict, r_poison: Run, rec_poison: dict, *, n_
                              "retain": (s.x[np.setdiff1d(np.arange(len(s.y)), s.forget)],
                                         np.delete(s.y, s.forget)),
                              "val": (s.x_val, s.y_val)}.items():
-            out["path"][what] = L.line(problem_for(r_poison, v0, x, y).loss, v0, v1, tl).tolist()
+            out["path"][what] = L.line(problem_for(r_poison, x, y).loss, v0, v1, tl).tolist()
     return out
 
 
@@ -375,6 +372,3 @@ def _unlearned(r: Run, s: Sets, v0, epochs: int, seed: int) -> np.ndarray:
     unlearn(le, m, split, derive_seed(seed, "landscape-unlearn", r.model), record=False)
     return np.asarray(le.params, np.float64)[model.live_mask]
 
-
-def with_run(r: Run, **kw) -> Run:
-    return replace(r, **kw)
