@@ -212,7 +212,6 @@ def glue_values(df: pd.DataFrame, summary: pd.DataFrame, sl: dict) -> dict[str, 
     h = df[np.isfinite(df.hutchinson_se) & (df.hutchinson_se > 0)]
     z = np.abs(h.hutchinson - h.trace) / h.hutchinson_se
     out["l_hutch_within2"] = f"{int((z <= 2).sum())} of {len(z)}"
-    out["l_compute_min"] = f"{df.seconds.sum() / 60:.0f}"
     for model, rec in sl.items():
         p = rec["path"]
         out[f"l_path_{model}_dist"] = f"{p['distance']:.3g}"
