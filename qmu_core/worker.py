@@ -94,3 +94,17 @@ def compute_unlearning(ds, task, key: str, x64: bool) -> dict:
                            "on the client: install the client's version of qmu on the workers")
     with jax.enable_x64(x64):
         return compute_task(task)
+
+
+def compute_landscape(run, key: str, x64: bool) -> dict:
+    """One run of the landscape chapter (:func:`qmu_core.landscape_study.compute`), after the
+    same check as :func:`compute` that this worker would cache it under the client's ``key``."""
+    import jax
+
+    from .landscape_study import compute as compute_run
+
+    if run.key() != key:
+        raise RuntimeError(f"worker: the landscape run {run.identity()} has cache key {run.key()} here but {key} "
+                           "on the client: install the client's version of qmu on the workers")
+    with jax.enable_x64(x64):
+        return compute_run(run)

@@ -41,7 +41,7 @@ CHAPTERS: dict[str, Chapter] = {
     c.name: c
     for c in [
         Chapter("scorecard", "Claims scorecard", "all", "qmu_core.scorecard:ScorecardParams", ci={},
-                after=("resilience", "capacity", "classical", "unlearning", "hessian")),
+                after=("resilience", "capacity", "classical", "unlearning", "landscape", "hessian")),
         Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b",
                 "qmu_core.chapter_params:DataChapterParams", ci={"tsne_points": 120}),
         Chapter("models", "Models", "Fig. 4", "qmu_core.chapter_params:ModelsChapterParams", ci={}),
@@ -86,6 +86,15 @@ CHAPTERS: dict[str, Chapter] = {
             "qmu_core.unlearning_grid:GridParams",
             ci={"n_runs": 1, "steps": 2, "epoch_scale": 0.05, "mnist_n_val": 200, "lambdas": [0.0, 0.2],
                 "betas": [0.0, 0.2], "workers": 1},
+        ),
+        Chapter(
+            "landscape",
+            "Loss landscapes and the Hessian trace",
+            "Fig. 3c, 3d",
+            "qmu_core.landscape_chapter:LandscapeParams",
+            ci={"n_runs": 1, "alphas": [0.0, 0.3], "epoch_scale": 0.05, "n_hessian": 20, "mnist_n_val": 200,
+                "hutchinson_probes": 4, "slq_steps": 10, "slq_probes": 2, "slice_points": 5, "slice_grid": 3,
+                "unlearn_epochs": 2, "workers": 1},
         ),
         Chapter(
             "hessian",
