@@ -4,7 +4,7 @@ the same test, on the authors' published numbers (the book's second page).
 Every verdict is computed from the chapters' CSVs by the explicit rules below, never typed
 in. A claim that spans several curves (two datasets, two gauges) agrees when every curve
 passes, disagrees when none does, and agrees partly otherwise. Claims whose chapter does not
-exist yet are listed as "not yet reproduced".
+have not been executed (no CSV) are listed as "not yet reproduced".
 """
 
 from __future__ import annotations
@@ -216,11 +216,31 @@ def hessian_claims(verification: pd.DataFrame | None, study: pd.DataFrame | None
     return rows
 
 
-#: claims of the paper whose chapters this book does not have yet
-NOT_YET = [
-    ("lrr", "Landscape: poisoning raises the MLP's Hessian trace by orders of magnitude (LRR ≫ 1); "
-     "the QNN's stays put (LRR ≈ 1).", "landscape"),
-]
+def landscape_claims(summary: pd.DataFrame | None) -> list[dict]:
+    """Fig. 3d: the MLP's LRR (poisoned over clean Hessian trace) is much greater than 1 and the
+    QNN's about 1 or below, tested at every poisoned alpha of the landscape chapter's paper
+    setting with that chapter's thresholds (mean over runs; the released notebook's setting is
+    quoted alongside)."""
+    from .landscape_chapter import LRR_LARGE, LRR_SMALL, fmt
+
+    row = {"claim": "lrr", "text": "Landscape: poisoning raises the MLP's Hessian trace by orders of magnitude "
+           "(LRR ≫ 1); the QNN's stays put (LRR ≈ 1 or below).", "chapter": "landscape", "published_verdict": "n/a",
+           "published_numbers": "not released"}
+    d = None if summary is None else summary[summary.alpha > 0]
+    if d is None or not len(d[d.setting == "paper"]):
+        row["ours_verdict"], row["ours_numbers"] = MISSING, "n/a"
+        return [row]
+    tests, words = [], []
+    for setting, g in d.groupby("setting", sort=False):
+        for model, m in g.groupby("model", sort=False):
+            lrr = m.sort_values("alpha")
+            if setting == "paper":
+                tests += [v >= LRR_LARGE if model == "mlp" else v <= LRR_SMALL for v in lrr.lrr]
+            vals = ", ".join(fmt(v) for v in lrr.lrr)
+            words.append(f"{setting} {model.upper()} (α = {', '.join(f'{a:g}' for a in lrr.alpha)}): {vals}")
+    row["ours_verdict"] = combine(tests)
+    row["ours_numbers"] = "; ".join(words)
+    return [row]
 
 
 def classical_claims(cl: pd.DataFrame | None) -> list[dict]:
@@ -274,10 +294,8 @@ def table(P: ScorecardParams, published: pd.DataFrame) -> pd.DataFrame:
     rows += capacity_claims(P.read("capacity.csv"))
     rows += classical_claims(P.read("classical.csv"))
     rows += unlearning_claims(P.read("unlearning_steps.csv"))
+    rows += landscape_claims(P.read("landscape_summary.csv"))
     rows += hessian_claims(P.read("hessian_verification.csv"), P.read("hessian_dataset.csv"))
-    for key, text, chapter in NOT_YET:
-        rows.append({"claim": key, "text": text, "chapter": chapter, "ours_verdict": MISSING,
-                     "ours_numbers": "no chapter yet", "published_verdict": "n/a", "published_numbers": ""})
     return pd.DataFrame(rows)
 
 

@@ -80,3 +80,19 @@ def test_scorecard_rules():
     swapped = pd.DataFrame(mlp + qnn).replace({"model": {"mlp": "qnn", "qnn": "mlp"}})
     v = {r["claim"]: r["ours_verdict"] for r in scorecard.resilience_claims(swapped, None)}
     assert v["lf_mlp"] == v["lf_qnn"] == v["lf_mlp_fit"] == v["lf_qnn_refuse"] == scorecard.DISAGREES
+
+
+def test_landscape_claim_reads_the_paper_setting_only():
+    def summary(mlp, qnn, released_qnn=0.5):
+        rows = [{"setting": "paper", "model": m, "alpha": a, "lrr": v} for m, vals in (("mlp", mlp), ("qnn", qnn))
+                for a, v in zip((0.0, 0.2, 0.3, 0.4), (1.0, *vals))]
+        return pd.DataFrame(rows + [{"setting": "released_code", "model": "qnn", "alpha": 0.2, "lrr": released_qnn}])
+
+    verdict = lambda s: scorecard.landscape_claims(s)[0]["ours_verdict"]  # noqa: E731
+    assert verdict(summary((700, 1500, 1700), (0.5, 0.6, 1.0))) == scorecard.AGREES
+    assert verdict(summary((700, 1500, 1700), (0.5, 0.6, 1.0), released_qnn=50)) == scorecard.AGREES
+    assert verdict(summary((700, 5, 1700), (0.5, 0.6, 1.0))) == scorecard.PARTLY
+    assert verdict(summary((1.1, 1.0, 0.9), (30, 60, 90))) == scorecard.DISAGREES
+    assert verdict(None) == scorecard.MISSING
+    row = scorecard.landscape_claims(summary((700, 1500, 1700), (0.5, 0.6, 1.0)))[0]
+    assert "paper MLP (α = 0.2, 0.3, 0.4): 700, 1500, 1700" in row["ours_numbers"]
