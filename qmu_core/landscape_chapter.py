@@ -21,19 +21,13 @@ from .landscape_study import LABELS, MODELS, SETTINGS, Run, run_all, slices
 from .paths import ResultsDir
 from .resilience import SweepEngine, check_engine
 from .sweep import read_entry, write_entry
-from .validation import ParameterError, check_alpha, check_choice, check_float, check_int, check_sequence, check_str
+from .validation import (ParameterError, check_alpha, check_float, check_int, check_sequence, check_str,
+                         check_unique_choices)
 
 #: "orders of magnitude above 1" (the paper's MLP) and "approximately or smaller than 1" (its
 #: QNN), as tested here: a mean LRR of at least LRR_LARGE, and of at most LRR_SMALL
 LRR_LARGE = 10.0
 LRR_SMALL = 2.0
-
-
-def _unique(name, value, allowed) -> tuple:
-    v = check_sequence(name, value, lambda n, x: check_choice(n, x, allowed))
-    if len(set(v)) != len(v):
-        raise ParameterError(f"parameter '{name}' lists an entry twice: {list(v)}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -60,8 +54,8 @@ class LandscapeParams(SweepEngine, ResultsDir):
     results_dir: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "settings", _unique("settings", self.settings, SETTINGS))
-        object.__setattr__(self, "models", _unique("models", self.models, MODELS))
+        object.__setattr__(self, "settings", check_unique_choices("settings", self.settings, SETTINGS))
+        object.__setattr__(self, "models", check_unique_choices("models", self.models, MODELS))
         alphas = check_sequence("alphas", self.alphas, lambda n, v: check_alpha(v, n))
         if list(alphas) != sorted(set(alphas)) or alphas[0] != 0.0 or alphas[-1] >= 0.5:
             raise ParameterError(f"parameter 'alphas' must be strictly increasing, start at 0.0 (the clean "

@@ -32,7 +32,7 @@ import numpy as np
 from . import data, paths
 from .config import TrainConfig
 from .corruption import corrupt
-from .sweep import _fingerprint, derive_seed, read_entry, write_entry
+from .sweep import _fingerprint, derive_seed
 from .validation import check_choice
 
 VERSION = "landscape-v1"
@@ -222,64 +222,24 @@ def cache_file(r: Run):
 def run_all(runs: list[Run], *, progress: bool = True, scheduler: str | None = None,
             workers: int | None = None) -> list[dict]:
     """The records of ``runs``, from the cache where valid, the rest computed in this process
-    (``workers=1``) or on Dask workers (:mod:`qmu_core.parallel`), each cached as it arrives."""
-    import warnings
+    (``workers=1``) or on Dask workers (:func:`qmu_core.parallel.compute_cached`), each cached as
+    it arrives."""
+    from .parallel import compute_cached
 
-    from tqdm import tqdm
+    def submit(client, todo) -> dict:
+        import uuid
 
-    from .parallel import _where
+        import jax
 
-    out, todo, problems = [None] * len(runs), [], []
-    for i, r in enumerate(runs):
-        rec, problem = read_entry(cache_file(r), r.identity())
-        if rec is not None:
-            out[i] = rec
-        else:
-            todo.append(i)
-            if problem:
-                problems.append(f"{cache_file(r)} ({problem})")
-    if problems:
-        warnings.warn(f"{len(problems)} landscape cache file(s) are invalid and computed again: "
-                      + "; ".join(problems[:10]), UserWarning, stacklevel=2)
-    if not todo:
-        return out
-    where, arg = _where(scheduler, workers)
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc="landscape", unit="run",
-               disable=not progress, mininterval=2.0)
+        from . import worker
 
-    def store(i: int, rec: dict) -> None:
-        out[i] = rec
-        write_entry(cache_file(runs[i]), rec)
-        bar.update(1)
+        x64 = bool(jax.config.read("jax_enable_x64"))
+        return {client.submit(worker.compute_landscape, runs[i], runs[i].key(), x64, pure=False,
+                              key=f"qmu-landscape-{runs[i].setting}-{runs[i].model}-{uuid.uuid4().hex}"): i
+                for i in todo}
 
-    try:
-        if where == "process" or (where == "local" and min(arg, len(todo)) == 1):
-            for i in todo:
-                store(i, compute(runs[i]))
-        else:
-            _on_dask(where, min(arg, len(todo)) if where == "local" else arg, runs, todo, store)
-    finally:
-        bar.close()
-    return out
-
-
-def _on_dask(where, arg, runs, todo, store) -> None:
-    import uuid
-
-    import jax
-    from distributed import as_completed
-
-    from . import worker
-    from .parallel import _client
-
-    x64 = bool(jax.config.read("jax_enable_x64"))
-    with _client(where, arg) as client:
-        client.register_plugin(worker.WorkerSetup())
-        futures = {client.submit(worker.compute_landscape, runs[i], runs[i].key(), x64, pure=False,
-                                 key=f"qmu-landscape-{runs[i].setting}-{runs[i].model}-{uuid.uuid4().hex}"): i
-                   for i in todo}
-        for f in as_completed(futures):
-            store(futures[f], f.result())
+    return compute_cached(runs, cache_file=cache_file, compute=compute, submit=submit, what="landscape",
+                          unit="run", progress=progress, scheduler=scheduler, workers=workers)
 
 
 # ----------------------------------------------------------------------------- Fig. 3c

@@ -188,6 +188,59 @@ def _client(where: str, arg):
             yield client
 
 
+def compute_cached(items: list, *, cache_file, compute, submit, what: str, unit: str, progress: bool = True,
+                   scheduler: str | None = None, workers: int | None = None) -> list[dict]:
+    """The records of ``items`` (tasks with an ``identity()``), read from their checksummed cache
+    files (``cache_file(item)``) where valid, the rest computed where :func:`run_sweeps` computes
+    runs: ``compute(item)`` in this process (``workers=1``, or a local cluster of one), else on
+    Dask workers, where ``submit(client, todo)`` submits the items of ``todo`` (indices, in the
+    order to run them) and returns {future: index}. Each record is cached by this process as it
+    arrives; invalid cache files are named in a warning and computed again. Used by the
+    unlearning and landscape chapters, whose tasks are not resilience sweeps."""
+    out, todo, problems = [None] * len(items), [], []
+    for i, item in enumerate(items):
+        rec, problem = read_entry(cache_file(item), item.identity())
+        if rec is not None:
+            out[i] = rec
+        else:
+            todo.append(i)
+            if problem:
+                problems.append(f"{cache_file(item)} ({problem})")
+    if problems:
+        warnings.warn(f"{len(problems)} {what} cache file(s) are invalid and computed again: "
+                      + "; ".join(problems[:10]), UserWarning, stacklevel=3)
+    if not todo:
+        return out
+    where, arg = _where(scheduler, workers)
+    if where == "local" and min(arg, len(todo)) == 1:
+        where = "process"
+    bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=what, unit=unit, disable=not progress,
+               mininterval=2.0)
+
+    def store(i: int, rec: dict) -> None:
+        out[i] = rec
+        write_entry(cache_file(items[i]), rec)
+        bar.update(1)
+
+    try:
+        if where == "process":
+            for i in todo:
+                store(i, compute(items[i]))
+        else:
+            from distributed import as_completed
+
+            from . import worker
+
+            with _client(where, min(arg, len(todo)) if where == "local" else arg) as client:
+                client.register_plugin(worker.WorkerSetup())
+                futures = submit(client, todo)
+                for f in as_completed(futures):
+                    store(futures[f], f.result())
+    finally:
+        bar.close()
+    return out
+
+
 def run_sweeps(jobs, *, scheduler: str | None = None, workers: int | None = None, progress: bool = True,
                cache: bool = True, runs=None) -> list[list[dict]]:
     """Every (alpha, run) of every sweep in ``jobs`` (a list of (Dataset, SweepSpec)), from the

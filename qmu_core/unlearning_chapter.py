@@ -19,18 +19,12 @@ from .paths import ResultsDir
 from .resilience import NO_GAUGE, SweepEngine, XXZData, check_engine
 from .unlearning import KL_KINDS, METHODS, method
 from .unlearning_study import QNN_ENCODINGS, Task, check_protocol, run_tasks, setting
-from .validation import ParameterError, check_alpha, check_choice, check_float, check_int, check_sequence, check_str
+from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int, check_str,
+                         check_unique_choices)
 
 DIP = "finetune_warmup"  # the Finetune run with a learning-rate warm-up (the dip's test)
 STEP_METRICS = ["train_acc", "val_acc", "val_loss", "retain_acc", "forget_acc_clean", "forget_acc_polluted",
                 "disagree_val", "disagree_forget", "sample_grads", "seconds"]
-
-
-def _unique_choices(name, value, allowed) -> tuple:
-    v = check_sequence(name, value, lambda n, x: check_choice(n, x, allowed))
-    if len(set(v)) != len(v):
-        raise ParameterError(f"parameter '{name}' lists an entry twice: {list(v)}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -60,9 +54,9 @@ class UnlearningParams(SweepEngine, ResultsDir):
     results_dir: str = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "datasets", _unique_choices("datasets", self.datasets, ("mnist", "xxz")))
-        object.__setattr__(self, "models", _unique_choices("models", self.models, ("mlp", "qnn")))
-        object.__setattr__(self, "methods", _unique_choices("methods", self.methods, METHODS))
+        object.__setattr__(self, "datasets", check_unique_choices("datasets", self.datasets, ("mnist", "xxz")))
+        object.__setattr__(self, "models", check_unique_choices("models", self.models, ("mlp", "qnn")))
+        object.__setattr__(self, "methods", check_unique_choices("methods", self.methods, METHODS))
         check_int("n_runs", self.n_runs, min=1)
         check_int("steps", self.steps, min=1)
         if not 0 < check_alpha(self.alpha) < 0.5:

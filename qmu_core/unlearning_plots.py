@@ -45,7 +45,7 @@ def _title(dataset, gauge, model) -> str:
 
 
 def _legend(fig, axes) -> None:
-    handles, labels = {}, []
+    handles = {}
     for ax in np.ravel(axes):
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

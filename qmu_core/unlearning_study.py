@@ -21,12 +21,10 @@ import hashlib
 import json
 import time
 import uuid
-import warnings
 from dataclasses import dataclass, replace
 
 import jax
 import numpy as np
-from tqdm import tqdm
 
 from . import paths
 from .config import ModelSpec, TrainConfig
@@ -35,7 +33,7 @@ from .data import Dataset, as_real_features
 from .mlp import MLP
 from .privacy import membership_auc, prediction_entropy
 from .qnn import QNN
-from .sweep import _fingerprint, derive_seed, read_entry, write_entry
+from .sweep import _fingerprint, derive_seed
 from .training import MLP_OPTIMIZER, qnn_kernel_name, train_mlp, train_qnn
 from .unlearning import MLPLearner, QNNLearner, Split, bce, evaluate, unlearn
 from .validation import check_choice, check_int
@@ -203,71 +201,33 @@ def cache_file(t: Task):
 
 def run_tasks(tasks: list[Task], *, progress: bool = True, desc: str = "unlearning",
               scheduler: str | None = None, workers: int | None = None) -> list[dict]:
-    """The records of ``tasks``, read from the cache where valid, the rest computed where
-    :func:`qmu_core.parallel.run_sweeps` computes runs (``scheduler``, ``workers``: one
-    single-threaded Dask worker per core by default, ``workers=1`` in this process), each cached
-    by this process as it arrives. Invalid cache files are named in a warning and computed
-    again. A task's record does not depend on where it ran."""
-    from .parallel import _where
+    """The records of ``tasks``, from the cache where valid, the rest computed in this process
+    or on Dask workers (:func:`qmu_core.parallel.compute_cached`: one single-threaded worker per
+    core by default, ``workers=1`` in this process). A task's record does not depend on where it
+    ran."""
+    from .parallel import compute_cached
 
-    out, todo, problems = [None] * len(tasks), [], []
-    for i, t in enumerate(tasks):
-        rec, problem = read_entry(cache_file(t), t.identity())
-        if rec is not None:
-            out[i] = rec
-        else:
-            todo.append(i)
-            if problem:
-                problems.append(f"{cache_file(t)} ({problem})")
-    if problems:
-        warnings.warn(f"{len(problems)} unlearning cache file(s) are invalid and computed again: "
-                      + "; ".join(problems[:10]), UserWarning, stacklevel=2)
-    if not todo:
-        return out
-    where, arg = _where(scheduler, workers)
-    if where == "local" and min(arg, len(todo)) == 1:
-        where = "process"
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc, unit="task", disable=not progress,
-               mininterval=2.0)
-
-    def store(i: int, rec: dict) -> None:
-        out[i] = rec
-        write_entry(cache_file(tasks[i]), rec)
-        bar.update(1)
-
-    try:
-        if where == "process":
-            for i in todo:
-                store(i, compute(tasks[i]))
-        else:
-            _on_dask(where, min(arg, len(todo)) if where == "local" else arg, tasks, todo, store)
-    finally:
-        bar.close()
-    return out
+    return compute_cached(tasks, cache_file=cache_file, compute=compute, submit=_submit(tasks), what=desc,
+                          unit="task", progress=progress, scheduler=scheduler, workers=workers)
 
 
-def _on_dask(where, arg, tasks, todo, store) -> None:
-    """Every task of ``todo`` on the cluster, the longest first (the QNN's); ``store`` each
-    record as it arrives."""
-    from distributed import as_completed
+def _submit(tasks):
+    """Submits every task of ``todo``, the longest first (the QNN's), each dataset scattered once
+    to every worker."""
+    def submit(client, todo) -> dict:
+        from . import worker
 
-    from . import worker
-    from .parallel import _client
-
-    x64 = bool(jax.config.read("jax_enable_x64"))
-    order = sorted(todo, key=lambda i: (tasks[i].model != "qnn", tasks[i].ds.name != "mnist"))
-    with _client(where, arg) as client:
-        client.register_plugin(worker.WorkerSetup())
+        x64 = bool(jax.config.read("jax_enable_x64"))
         data, futures = {}, {}
-        for i in order:
+        for i in sorted(todo, key=lambda i: (tasks[i].model != "qnn", tasks[i].ds.name != "mnist")):
             t = tasks[i]
-            if id(t.ds) not in data:  # each dataset travels once, to every worker
+            if id(t.ds) not in data:
                 data[id(t.ds)] = client.scatter(t.ds, broadcast=True, hash=False)
             f = client.submit(worker.compute_unlearning, data[id(t.ds)], replace(t, ds=None), t.key(), x64,
                               pure=False, key=f"qmu-unlearn-{t.ds.name}-{t.gauge}-{t.model}-{t.run}-{uuid.uuid4().hex}")
             futures[f] = i
-        for f in as_completed(futures):
-            store(futures[f], f.result())
+        return futures
+    return submit
 
 
 def check_protocol(value) -> str:

@@ -95,3 +95,11 @@ def check_sequence(
     if len(value) < min_len:
         raise ParameterError(f"parameter '{name}' must have at least {min_len} item(s), got {len(value)}")
     return tuple(item_check(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+
+def check_unique_choices(name: str, value, allowed) -> tuple:
+    """A list of entries of ``allowed``, none twice (a chapter's datasets, models, methods)."""
+    v = check_sequence(name, value, lambda n, x: check_choice(n, x, allowed))
+    if len(set(v)) != len(v):
+        raise ParameterError(f"parameter '{name}' lists an entry twice: {list(v)}")
+    return v

@@ -16,7 +16,7 @@ from qmu_core.privacy import membership_auc, prediction_entropy
 from qmu_core.qnn import QNN
 from qmu_core.unlearning_chapter import UnlearningParams
 from qmu_core.unlearning_grid import GridParams
-from qmu_core.unlearning_study import Setting, Task, compute
+from qmu_core.unlearning_study import Setting, Task, compute, run_tasks
 from qmu_core.validation import ParameterError
 
 
@@ -183,6 +183,20 @@ def test_a_seeded_task_is_reproducible(model):
     assert a["n_forget"] == 16 and a["n_retain"] == 48
     # Retrain starts from a fresh model, every other method from the poisoned one
     assert a["methods"]["finetune"]["val_acc"][0] == a["poisoned"]["val_acc"]
+
+
+def test_tasks_on_dask_workers_give_the_in_process_records(tmp_path, monkeypatch):
+    # two tasks through qmu_core.parallel.compute_cached: on two local Dask workers (the dataset
+    # scattered once), then in this process from an empty cache; then read back from the cache
+    tasks = [_task(model) for model in ("qnn", "mlp")]
+    records = {}
+    for workers in (2, 1):
+        monkeypatch.setenv("QMU_CACHE_DIR", str(tmp_path / f"w{workers}"))
+        records[workers] = run_tasks(tasks, progress=False, workers=workers)
+    strip = lambda rec: {k: v for k, v in rec.items() if k != "seconds"} | {  # noqa: E731
+        "methods": {n: {k: v for k, v in m.items() if k != "seconds"} for n, m in rec["methods"].items()}}
+    assert [strip(r) for r in records[2]] == [strip(r) for r in records[1]]
+    assert run_tasks(tasks, progress=False, workers=1) == records[1]  # from the cache
 
 
 def test_oracle_disagreement_and_forgetting_accuracy():
