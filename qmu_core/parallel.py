@@ -25,6 +25,12 @@ give the same bits: the MLP always trains on one thread (``training.MLP_THREADS`
 kernel adds its chunks in a fixed order whatever its number of threads, and XLA's threads
 do not change the results of the few operations left to it. tests/test_sweeps.py checks it
 on the test sweeps, ``benchmarks/parallel_sweeps.py`` on 20 paper-sized MNIST trainings.
+
+:func:`compute_cached` does the same for tasks that are not sweeps (the unlearning chapters'
+tasks, the landscape chapter's runs): cache first, the rest in this process or on the same
+workers, each record cached by this process as it arrives. The unlearning records are
+bit-identical either way (tests/test_unlearning.py); the landscape records agree in every
+trained parameter and differ only in the last bits of eigenvalue and Hutchinson estimates.
 """
 
 from __future__ import annotations
