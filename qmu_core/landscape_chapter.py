@@ -19,7 +19,7 @@ import pandas as pd
 from . import data, paths
 from .landscape_study import LABELS, MODELS, SETTINGS, Run, run_all, slices
 from .paths import ResultsDir
-from .resilience import SweepEngine, check_engine
+from .resilience import SweepEngine, check_engine, scale_sentence
 from .sweep import read_entry, write_entry
 from .validation import (ParameterError, check_alpha, check_float, check_int, check_sequence, check_str,
                          check_unique_choices)
@@ -243,9 +243,7 @@ def scale_note(P: LandscapeParams) -> str:
         gaps.append(f"α ∈ {{{', '.join(f'{a:g}' for a in P.alphas)}}}")
     if P.mnist_n_val != data.MNIST_VAL_AVAILABLE:
         gaps.append(f"{P.mnist_n_val} validation images")
-    if not gaps:
-        return "This page was executed at the paper's scale (5 runs, α = 0, 0.2, 0.3, 0.4, 100 Hessian samples, the paper's epochs)."
-    return "This page was NOT executed at the paper's scale: " + "; ".join(gaps) + "."
+    return scale_sentence(gaps, "5 runs, α = 0, 0.2, 0.3, 0.4, 100 Hessian samples, the paper's epochs")
 
 
 def label(setting: str, model: str) -> str:

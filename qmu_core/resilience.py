@@ -272,6 +272,14 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return atomic_write_text(path, df.round(6).to_csv(index=False))
 
 
+def scale_sentence(gaps: list[str], full: str, scale: str = "the paper's scale") -> str:
+    """The chapters' scale note: executed at ``scale`` (``full`` says what that is), or not,
+    with the ``gaps`` that make the difference."""
+    if not gaps:
+        return f"This page was executed at {scale} ({full})."
+    return f"This page was NOT executed at {scale}: " + "; ".join(gaps) + "."
+
+
 def scale_note(n_runs: int, alphas, epoch_scale: float) -> str:
     """One sentence saying whether an execution is at the paper's scale, and if not, how not."""
     gaps = []
@@ -281,9 +289,7 @@ def scale_note(n_runs: int, alphas, epoch_scale: float) -> str:
         gaps.append(f"α ∈ {{{', '.join(f'{a:g}' for a in alphas)}}} instead of 0, 0.1, …, 0.9")
     if epoch_scale != 1.0:
         gaps.append(f"{epoch_scale:g} × the paper's epochs")
-    if not gaps:
-        return "This page was executed at the paper's scale (5 runs per point, α = 0, 0.1, …, 0.9, the paper's epochs)."
-    return "This page was NOT executed at the paper's scale: " + "; ".join(gaps) + "."
+    return scale_sentence(gaps, "5 runs per point, α = 0, 0.1, …, 0.9, the paper's epochs")
 
 
 def neighbour_overlap(ds: Dataset) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import data
 from .paths import ResultsDir
-from .resilience import NO_GAUGE, SweepEngine, XXZData, check_engine
+from .resilience import NO_GAUGE, SweepEngine, XXZData, check_engine, scale_sentence
 from .unlearning import KL_KINDS, METHODS, method
 from .unlearning_study import QNN_ENCODINGS, Task, check_protocol, run_tasks, setting
 from .validation import (ParameterError, check_alpha, check_choice, check_float, check_int, check_str,
@@ -293,6 +293,4 @@ def scale_note(P) -> str:
         gaps.append(f"{P.epoch_scale:g} × the paper's epochs for the poisoned models")
     if abs(P.alpha - 0.3) > 1e-12:
         gaps.append(f"α = {P.alpha:g} instead of 0.3")
-    if not gaps:
-        return "This page was executed at the paper's scale (5 runs, 50 steps, α = 0.3, the paper's epochs)."
-    return "This page was NOT executed at the paper's scale: " + "; ".join(gaps) + "."
+    return scale_sentence(gaps, "5 runs, 50 steps, α = 0.3, the paper's epochs")

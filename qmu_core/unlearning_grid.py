@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import data
 from .paths import ResultsDir
-from .resilience import SweepEngine
+from .resilience import SweepEngine, scale_sentence
 from .unlearning import method
 from .unlearning_chapter import UnlearningParams
 from .unlearning_study import Task, run_tasks, setting
@@ -165,9 +165,7 @@ def scale_note(P: GridParams) -> str:
         gaps.append(f"{P.steps} steps instead of 50")
     if P.epoch_scale != 1.0:
         gaps.append(f"{P.epoch_scale:g} × the paper's epochs for the poisoned models")
-    if not gaps:
-        return "This page was executed at the study's scale (the code's grid, 5 runs per cell, 50 steps)."
-    return "This page was NOT executed at the study's scale: " + "; ".join(gaps) + "."
+    return scale_sentence(gaps, "the code's grid, 5 runs per cell, 50 steps", "the study's scale")
 
 
 def glue_values(table: pd.DataFrame) -> dict[str, str]:
