@@ -216,11 +216,41 @@ def contrast(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def claims(summary: pd.DataFrame | None) -> list[dict]:
+def published_summary(published: pd.DataFrame) -> pd.DataFrame:
+    """The published Fig. 3 runs (:func:`qmu_core.published.fig3`) as a :func:`summarise` table
+    (mean and sd of the accuracies per step 0..49), so that :func:`contrast` and :func:`claims`
+    read them with our code; the XXZ rows carry the gauge ``"published"`` (their file's)."""
+    d = published.rename(columns={"forget_acc": "forget_acc_published"}).copy()
+    d["gauge"] = np.where(d.dataset == "mnist", NO_GAUGE, "published")
+    keys = ["dataset", "gauge", "model", "method", "step"]
+    g = d.groupby(keys, sort=False)[["train_acc", "val_acc", "retain_acc"]]
+    return g.mean().join(g.std(ddof=0), rsuffix="_sd").reset_index()
+
+
+def _claim_tests(c: pd.DataFrame, model: str) -> tuple[list, list]:
+    tests, words = [], []
+    for r in c[c.model == model].itertuples():
+        name = variant_label(r.dataset, r.gauge)
+        if model == "mlp":
+            tests.append(-r.best_minus_retrain >= MATCH)
+            words.append(f"{name}: Retrain {r.retrain_final:.3f}, best approximate ({r.best_approx}) "
+                         f"{r.best_approx_final:.3f}")
+        else:
+            tests.append(r.best_minus_retrain >= -MATCH and r.deepest_dip >= DIP_MIN)
+            words.append(f"{name}: Retrain {r.retrain_final:.3f}, best approximate ({r.best_approx}) "
+                         f"{r.best_approx_final:.3f}, deepest early dip {r.deepest_dip:.3f} ({r.deepest_dip_method})")
+    return tests, words
+
+
+def claims(summary: pd.DataFrame | None, published: pd.DataFrame | None = None,
+           mlp_gauge: str | None = None) -> list[dict]:
     """The two unlearning claims of Fig. 3 tested per curve (the scorecard's format): for the MLP,
     Retrain ends at least :data:`MATCH` above every approximate method; for the QNN, the best
     approximate method ends within :data:`MATCH` of Retrain or above it, after a dip of at least
-    :data:`DIP_MIN` in the first ten steps."""
+    :data:`DIP_MIN` in the first ten steps. ``mlp_gauge``: read the XXZ MLP under this gauge only
+    (the one the published Fig. 3b matches, :func:`qmu_core.published.fig3_gauge_closer`);
+    ``published``: the published runs (:func:`qmu_core.published.fig3`), read by the same test
+    at their last recorded step (49)."""
     from .scorecard import MISSING, combine
 
     texts = {"mlp": ("unlearning_mlp", "Unlearning: for the MLP, Retrain is the clear upper bound and approximate "
@@ -228,27 +258,21 @@ def claims(summary: pd.DataFrame | None) -> list[dict]:
              "qnn": ("unlearning_qnn", "Unlearning: for the QNN, approximate methods match or beat Retrain within 50 "
                      "steps, after a transient dip.")}
     c = contrast(summary) if summary is not None and len(summary) else pd.DataFrame()
+    if mlp_gauge is not None and len(c):
+        c = c[~((c.dataset == "xxz") & (c.model == "mlp") & (c.gauge != mlp_gauge))]
+    pc = contrast(published_summary(published)) if published is not None else pd.DataFrame()
     rows = []
     for model, (key, text) in texts.items():
         row = {"claim": key, "text": text, "chapter": "unlearning", "published_verdict": "n/a",
                "published_numbers": "not released"}
-        d = c[c.model == model] if len(c) else c
-        if not len(d):
+        if len(pc):
+            tests, words = _claim_tests(pc, model)
+            row.update(published_verdict=combine(tests), published_numbers="; ".join(words) + " (step 49)")
+        tests, words = _claim_tests(c, model) if len(c) else ([], [])
+        if not tests:
             row.update(ours_verdict=MISSING, ours_numbers="n/a")
-            rows.append(row)
-            continue
-        tests, words = [], []
-        for r in d.itertuples():
-            name = variant_label(r.dataset, r.gauge)
-            if model == "mlp":
-                tests.append(-r.best_minus_retrain >= MATCH)
-                words.append(f"{name}: Retrain {r.retrain_final:.3f}, best approximate ({r.best_approx}) "
-                             f"{r.best_approx_final:.3f}")
-            else:
-                tests.append(r.best_minus_retrain >= -MATCH and r.deepest_dip >= DIP_MIN)
-                words.append(f"{name}: Retrain {r.retrain_final:.3f}, best approximate ({r.best_approx}) "
-                             f"{r.best_approx_final:.3f}, deepest early dip {r.deepest_dip:.3f} ({r.deepest_dip_method})")
-        row.update(ours_verdict=combine(tests), ours_numbers="; ".join(words))
+        else:
+            row.update(ours_verdict=combine(tests), ours_numbers="; ".join(words))
         rows.append(row)
     return rows
 
@@ -294,3 +318,24 @@ def scale_note(P) -> str:
     if abs(P.alpha - 0.3) > 1e-12:
         gaps.append(f"α = {P.alpha:g} instead of 0.3")
     return scale_sentence(gaps, "5 runs, 50 steps, α = 0.3, the paper's epochs")
+
+
+def published_glue(comparison: pd.DataFrame) -> dict[str, str]:
+    """The numbers the chapter quotes from :func:`qmu_core.published.compare_fig3`: per curve
+    ``up_<dataset>_<gauge>_<model>_<method>_rms`` (RMS distance of our mean validation curve to
+    the published one over steps 0..49) and ``_dip`` (lowest mean and its step, ours vs
+    published); ``up_gauge_fig3b`` (the XXZ MLP gauge closer to Fig. 3b over all methods) and
+    ``up_gauge_fig3b_<method>`` per method."""
+    from .published import fig3_gauge_closer
+
+    out = {}
+    for r in comparison.itertuples():
+        k = f"up_{r.dataset}_{r.gauge}_{r.model}_{r.method}"
+        out[f"{k}_rms"] = fmt(r.val_rms)
+        out[f"{k}_dip"] = (f"{fmt(r.ours_min)} at step {r.ours_min_step} vs {fmt(r.published_min)} at step "
+                           f"{r.published_min_step}")
+    closer = fig3_gauge_closer(comparison)
+    out["up_gauge_fig3b"] = "n/a (needs both gauges)" if closer["all"] is None else closer["all"].replace("_", " ")
+    for m in METHODS:
+        out[f"up_gauge_fig3b_{m}"] = closer.get(m, "n/a").replace("_", " ")
+    return out

@@ -55,9 +55,12 @@ def _legend(fig, axes) -> None:
 
 
 def plot_curves(summary: pd.DataFrame, refs: pd.DataFrame, metric: str = "val_acc", *, methods=None,
-                x: str = "step", ylabel: str = "validation accuracy", steps: int | None = None):
+                x: str = "step", ylabel: str = "validation accuracy", steps: int | None = None,
+                published: pd.DataFrame | None = None):
     """Mean (line) +- sd (band) over runs of ``metric`` against ``x`` (the step, or the cumulative
-    ``sample_grads``) for each method; the oracle's value (``refs``) as a dotted line."""
+    ``sample_grads``) for each method; the oracle's value (``refs``) as a dotted line; with
+    ``published`` (:func:`qmu_core.published.fig3`, ``x="step"`` only), the published mean
+    curve of each method (Fig. 3a/3b, steps 0..49) as a thin dashed line of the same colour."""
     if steps is not None:
         summary = summary[summary.step <= steps]
     rows, cols, fig, axes = _panels(summary)
@@ -68,6 +71,15 @@ def plot_curves(summary: pd.DataFrame, refs: pd.DataFrame, metric: str = "val_ac
             mu, sd = s[metric].to_numpy(), s[f"{metric}_sd"].fillna(0).to_numpy()
             ax.plot(s[x], mu, color=METHOD_COLORS[m], lw=1.4, label=LABELS[m])
             ax.fill_between(s[x], mu - sd, mu + sd, color=METHOD_COLORS[m], alpha=0.15, lw=0)
+            if published is not None and x == "step" and metric in published:
+                p = published[(published.dataset == d.dataset.iloc[0]) & (published.model == d.model.iloc[0])
+                              & (published.method == m)]
+                if len(p):
+                    pm = p.groupby("step")[metric].mean()
+                    pm = pm[pm.index <= (steps if steps is not None else pm.index.max())]
+                    ax.plot(pm.index, pm.to_numpy(), color=METHOD_COLORS[m], lw=0.9, ls="--")
+                    if m == methods[0]:
+                        ax.plot([], [], color="0.3", lw=0.9, ls="--", label="published mean (Fig. 3)")
         r = refs[(refs.dataset == d.dataset.iloc[0]) & (refs.gauge == d.gauge.iloc[0]) & (refs.model == d.model.iloc[0])
                  & (refs.method == "oracle")]
         if len(r) and metric in r:
