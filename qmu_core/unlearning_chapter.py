@@ -43,6 +43,7 @@ class UnlearningParams(SweepEngine, ResultsDir):
     lambda_kl: float = 0.0
     lambda_fo: float = 0.2
     dip_warmup: int = 10
+    ga_trial_runs: int = 5
     epoch_scale: float = 1.0
     mnist_n_val: int = data.MNIST_VAL_AVAILABLE
     xxz_set: str = data.XXZ_DEFAULT_SET
@@ -67,6 +68,7 @@ class UnlearningParams(SweepEngine, ResultsDir):
         for n in ("beta", "lambda_kl", "lambda_fo"):
             check_float(n, getattr(self, n), min=0.0)
         check_int("dip_warmup", self.dip_warmup, min=0)
+        check_int("ga_trial_runs", self.ga_trial_runs, min=0)
         check_float("epoch_scale", self.epoch_scale, min=0.0, max=1.0, min_inclusive=False)
         check_int("mnist_n_val", self.mnist_n_val, min=10, max=data.MNIST_VAL_AVAILABLE)
         object.__setattr__(self, "xxz_gauges", self.xxz.xxz_gauges)

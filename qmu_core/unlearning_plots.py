@@ -76,7 +76,7 @@ def plot_curves(summary: pd.DataFrame, refs: pd.DataFrame, metric: str = "val_ac
                               & (published.method == m)]
                 if len(p):
                     pm = p.groupby("step")[metric].mean()
-                    pm = pm[pm.index <= (steps if steps is not None else pm.index.max())]
+                    pm = pm[pm.index <= s[x].max()]  # no further than our own curve
                     ax.plot(pm.index, pm.to_numpy(), color=METHOD_COLORS[m], lw=0.9, ls="--")
                     if m == methods[0]:
                         ax.plot([], [], color="0.3", lw=0.9, ls="--", label="published mean (Fig. 3)")

@@ -92,3 +92,17 @@ def test_scorecard_reads_the_published_runs_and_the_closer_gauge():
     none = {r["claim"]: r for r in scorecard.unlearning_claims(None)}
     assert none["unlearning_mlp"]["ours_verdict"] == scorecard.MISSING
     assert none["unlearning_mlp"]["published_verdict"] != "n/a"
+
+
+def test_ga_trials_build_the_code_settings():
+    from qmu_core import unlearning_trials as ut
+
+    P = uc.UnlearningParams(mnist_n_val=200, epoch_scale=0.05, steps=2, workers=1)
+    ts = ut.tasks(P, "SI text: full batch, lr 0.001, shared model", 2)
+    assert [t.run for t in ts] == [0, 1] and all(t.data_run == 0 and not t.extras for t in ts)
+    (label, m), = ts[0].methods
+    assert label == "gradient_ascent" and m.batch_size == 0 and m.lr == 0.001 and m.beta == 0.2 and m.epochs == 2
+    t = ut.tasks(P, "code's batch and lr, independent runs", 1)[0]
+    assert t.protocol == "independent" and t.methods[0][1].batch_size == 256 and t.methods[0][1].lr == 0.005
+    with pytest.raises(Exception, match="ga_trial_runs"):
+        uc.UnlearningParams(ga_trial_runs=-1)

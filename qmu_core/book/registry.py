@@ -77,7 +77,8 @@ CHAPTERS: dict[str, Chapter] = {
             "Unlearning a poisoned model",
             "Fig. 3a, 3b; SI Figs. S2, S3",
             "qmu_core.unlearning_chapter:UnlearningParams",
-            ci={"n_runs": 1, "steps": 3, "epoch_scale": 0.05, "mnist_n_val": 200, "dip_warmup": 2, "workers": 1},
+            ci={"n_runs": 1, "steps": 3, "epoch_scale": 0.05, "mnist_n_val": 200, "dip_warmup": 2, "ga_trial_runs": 0,
+                "workers": 1},
         ),
         Chapter(
             "unlearning_grid",
