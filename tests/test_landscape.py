@@ -222,3 +222,14 @@ def test_released_qnn_holomorphic_hessian_equals_the_column_by_column_one():
             assert abs(np.trace(new) - np.trace(old)) < 1e-13
         assert np.array_equal(RQ.hessian_re_im(p, x, y, chunk=3), RQ.hessian_re_im(p, x, y, chunk=3))
         assert np.allclose(RQ.hessian_re_im(p, x, y, chunk=3), RQ.hessian_re_im(p, x, y), atol=1e-14)
+
+
+def test_mlp_gauss_newton_diagonal_equals_the_hvp_diagonal(tiny_mlp):
+    """The ReLU MLP's diagonal from per-sample gradients equals the former n-HVP diagonal and the
+    dense Hessian's diagonal, for the whole loss and for a part of the samples."""
+    prob, v = tiny_mlp
+    assert prob.piecewise_linear()
+    for p in (prob, prob.part(np.arange(12) % 3 == 0)):
+        d = p.diagonal(v)
+        assert np.abs(d - p.diagonal_hvp(v)).max() < 1e-14
+        assert np.abs(d - np.diag(p.hessian(v))).max() < 1e-14
