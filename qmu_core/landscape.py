@@ -13,7 +13,8 @@ of the samples, e.g. the flipped ones, so that the parts' Hessians add up to the
   parameters, no finite step. :func:`logit_hessian` does the assembly (also for any model
   whose logits' derivatives are known, e.g. the analytic chapter's single qubit).
 * :class:`TorchLoss`: any PyTorch module (the MLP of :mod:`qmu_core.mlp`) in float64 through
-  ``torch.func``: gradient, Hessian-vector products, the exact diagonal (chunks of HVPs) and
+  ``torch.func``: gradient, Hessian-vector products, the exact diagonal (the Gauss-Newton
+  diagonal from per-sample gradients for ReLU networks, otherwise chunks of HVPs) and
   the dense Hessian for small models.
 * :func:`hutchinson` (Rademacher probes, with its standard error), :func:`lanczos_extremes`
   (scipy's ``eigsh`` on a LinearOperator of HVPs), :func:`slq` (stochastic Lanczos quadrature:
@@ -246,8 +247,30 @@ class TorchLoss:
         vt = self._t(v)
         return torch.func.vmap(lambda u: self._hvp(vt, u))(e)
 
+    def piecewise_linear(self) -> bool:
+        """True when the logits are piecewise linear in each single parameter (only Linear and
+        ReLU layers, e.g. :class:`qmu_core.mlp.MLP`): then d^2 z / d v_j^2 = 0 (as autodiff
+        also takes it at the kinks) and the Hessian's diagonal is its Gauss-Newton part."""
+        nn = self.torch.nn
+        leaves = [m for m in self.net.modules() if not list(m.children())]
+        return bool(leaves) and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in leaves)
+
     def diagonal(self, v) -> np.ndarray:
-        """The exact diagonal of the Hessian (n HVPs, ``chunk`` at a time)."""
+        """The exact diagonal of the Hessian (Fig. 3d's trace and its clean/flipped split): for a
+        piecewise-linear network sum_b w_b p_b (1 - p_b) (d z_b / d v_j)^2 from the per-sample
+        gradients of the logits (:meth:`piecewise_linear`), otherwise n HVPs, ``chunk`` at a
+        time (:meth:`diagonal_hvp`; equal up to float rounding, tests/test_landscape.py)."""
+        if not self.piecewise_linear():
+            return self.diagonal_hvp(v)
+        torch, vt = self.torch, self._t(v)
+        jac = torch.func.vmap(torch.func.grad(lambda u, xb: self._logits_t(u, xb[None]).sum()),
+                              in_dims=(None, 0))(vt, self.x)
+        with torch.no_grad():
+            p = torch.sigmoid(self._logits_t(vt))
+        return ((self.w * p * (1 - p)) @ jac**2).numpy()
+
+    def diagonal_hvp(self, v) -> np.ndarray:
+        """The exact diagonal of the Hessian from n HVPs, ``chunk`` at a time."""
         out = np.empty(self.n)
         for s in range(0, self.n, self.chunk):
             idx = np.arange(s, min(s + self.chunk, self.n))

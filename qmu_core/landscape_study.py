@@ -36,6 +36,14 @@ from .sweep import _fingerprint, derive_seed
 from .validation import check_choice
 
 VERSION = "landscape-v1"
+#: the released-code QNN's cache-key kernel: "jax-holomorphic" since its Hessian is assembled
+#: from holomorphic parts (:func:`qmu_core.released_qnn.hessian_re_im`; equal to the former
+#: column-by-column "jax" Hessian up to float rounding), so records of the two never mix
+RELEASED_QNN_KERNEL = "jax-holomorphic"
+#: the MLPs' Hessian diagonal (the trace) in the cache key: "gn-diagonal" since it is the
+#: Gauss-Newton diagonal from per-sample gradients (:meth:`qmu_core.landscape.TorchLoss.diagonal`;
+#: equal to the former HVP diagonal up to float rounding)
+MLP_DIAGONAL = "gn-diagonal"
 SETTINGS = ("paper", "released_code")
 MODELS = ("mlp", "qnn")
 RELEASED_SEEDS = (0, 42, 123, 1024, 2048)
@@ -79,7 +87,7 @@ class Run:
     def key(self) -> str:
         from .training import MLP_OPTIMIZER, qnn_kernel_name
 
-        kernel = MLP_OPTIMIZER if self.model == "mlp" else (qnn_kernel_name() if self.setting == "paper" else "jax")
+        kernel = f"{MLP_OPTIMIZER}+{MLP_DIAGONAL}" if self.model == "mlp" else (qnn_kernel_name() if self.setting == "paper" else RELEASED_QNN_KERNEL)
         ds = _dataset(self.setting, self.model, self.n_val)
         fields = {"version": VERSION, "data": _fingerprint(ds), **{k: v for k, v in self.__dict__.items() if k != "run"},
                   "kernel": kernel, "protocol": repr(PROTOCOL[(self.setting, self.model)])}

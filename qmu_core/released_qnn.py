@@ -61,9 +61,17 @@ def _ring_permutation(n: int) -> np.ndarray:
 
 def expectation(params, states):
     """Re <Z_{n-1}> of the circuit on each state; ``params`` (depth, n, 2), real or complex;
-    ``states`` (N, 2^n). Each layer's rotations act as two dense blocks (the Kronecker
-    products of the fused 2x2 gates of the upper and the lower qubits), the CNOT ring as one
-    permutation of the amplitudes."""
+    ``states`` (N, 2^n)."""
+    s = final_state(params, states)
+    prob = (jnp.real(s) ** 2 + jnp.imag(s) ** 2).reshape(s.shape[0], -1, 2)
+    return jnp.sum(prob[:, :, 0] - prob[:, :, 1], axis=1)
+
+
+def final_state(params, states):
+    """The circuit's output states U(theta) psi_0, (N, 2^n) complex128; holomorphic in the
+    (complex) angles ``params`` (depth, n, 2). Each layer's rotations act as two dense blocks
+    (the Kronecker products of the fused 2x2 gates of the upper and the lower qubits), the
+    CNOT ring as one permutation of the amplitudes."""
     depth, n, _ = params.shape
     hi = n // 2
     p = jnp.asarray(params).astype(jnp.complex128)
@@ -75,8 +83,7 @@ def expectation(params, states):
         u_hi, u_lo = _kron([g[q] for q in range(hi)]), _kron([g[q] for q in range(hi, n)])
         s = jnp.einsum("ab,nbc,dc->nad", u_hi, s.reshape(N, 2**hi, 2 ** (n - hi)), u_lo).reshape(N, -1)
         s = s[:, idx]
-    prob = (jnp.real(s) ** 2 + jnp.imag(s) ** 2).reshape(N, -1, 2)
-    return jnp.sum(prob[:, :, 0] - prob[:, :, 1], axis=1)
+    return s
 
 
 def loss(params, x, y):
@@ -144,8 +151,71 @@ def _hessian(u0, shape, complex_part, x, y, chunk: int = 50) -> np.ndarray:
     return 0.5 * (h + h.T)
 
 
-def hessian_re_im(params, x, y) -> np.ndarray:
-    """The notebook's Hessian: of :func:`loss` over the vector [Re theta, Im theta] (2P x 2P)."""
+def _sample_loss(r, y):
+    """One sample's term of :func:`loss` (times N) as a function of its r = Re <Z>."""
+    p = jax.nn.sigmoid(SCALE * r)
+    return -(y * jnp.log(p + EPS) + (1 - y) * jnp.log(1 - p + EPS))
+
+
+@lru_cache(maxsize=8)
+def _holomorphic_parts(shape: tuple):
+    """Two compiled functions for :func:`hessian_re_im`. The output state psi(t) is holomorphic
+    in the complex angles t, so with D_j = d psi / d t_j and r = psi^H Z psi every derivative of
+    r over (Re t, Im t) follows from g_j = psi^H Z D_j, M_jk = sum_b l1_b D_k^H Z D_j and the
+    holomorphic Hessian K_jk = sum_b l1_b psi^H Z D_jk (l1_b, l2_b: the first and second
+    derivatives of the loss in r_b). ``first(t, x, y)`` -> (g, l1, l2, M) from one forward
+    Jacobian of psi; ``kcols(t, E, x, w)`` -> the columns K e of the rows e of E, where
+    ``w = l1 conj(psi) Z`` is held fixed: one forward-over-reverse pass per column."""
+    def psi(t, x):
+        return final_state(t.reshape(shape), x)
+
+    @jax.jit
+    def first(t, x, y):
+        s0 = psi(t, x)
+        z = jnp.where(jnp.arange(s0.shape[1]) % 2 == 0, 1.0, -1.0)
+        r = expectation(t.reshape(shape), x)
+        n = len(y)
+        l1 = jax.vmap(jax.grad(_sample_loss))(r, y) / n
+        l2 = jax.vmap(jax.grad(jax.grad(_sample_loss)))(r, y) / n
+        D = jax.jacfwd(psi, holomorphic=True)(t, x)  # (N, 2^n, P)
+        g = jnp.einsum("nm,m,nmp->np", jnp.conj(s0), z, D)
+        M = jnp.einsum("n,nmk,m,nmj->jk", l1.astype(D.dtype), jnp.conj(D), z, D)
+        w = l1[:, None] * jnp.conj(s0) * z
+        return g, l1, l2, M, w
+
+    @jax.jit
+    def kcols(t, E, x, w):
+        gk = jax.grad(lambda u: jnp.sum(w * psi(u, x)), holomorphic=True)
+        return jax.vmap(lambda e: jax.jvp(gk, (t,), (e,))[1])(E)
+
+    return first, kcols
+
+
+def hessian_re_im(params, x, y, chunk: int = 100) -> np.ndarray:
+    """The notebook's Hessian (Fig. 3d, ``released_code`` QNN): of :func:`loss` over the vector
+    [Re theta, Im theta] (2P x 2P), from P holomorphic columns (:func:`_holomorphic_parts`)
+    instead of 2P real ones: H = G^T diag(l2) G + [[2 Re(M + K), 2 Im(M - K)],
+    [2 Im(M - K)^T, 2 Re(M - K)]] with G = [2 Re g, -2 Im g]. Equal to
+    :func:`hessian_re_im_reference` up to float rounding (tests/test_landscape.py)."""
+    params = np.asarray(params)
+    P = params.size
+    t = jnp.asarray(params.real.ravel() + 1j * np.imag(params).ravel(), jnp.complex128)
+    x, y = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+    first, kcols = _holomorphic_parts(params.shape)
+    g, _, l2, M, w = (np.asarray(a) for a in first(t, x, y))
+    eye = np.eye(-(-P // chunk) * chunk, P).astype(np.complex128)  # equal chunks: one compilation
+    K = np.concatenate([np.asarray(kcols(t, jnp.asarray(eye[s:s + chunk]), x, jnp.asarray(w)))
+                        for s in range(0, len(eye), chunk)])[:P]
+    G = np.concatenate([2 * g.real, -2 * g.imag], 1)
+    ab = 2 * (M.imag - K.imag)
+    h = (G * l2[:, None]).T @ G + np.block([[2 * (M.real + K.real), ab], [ab.T, 2 * (M.real - K.real)]])
+    return 0.5 * (h + h.T)
+
+
+def hessian_re_im_reference(params, x, y) -> np.ndarray:
+    """The same Hessian column by column (2P forward-over-reverse passes of :func:`loss` over
+    [Re theta, Im theta]): the implementation before landscape-v2, kept as the tests' and
+    benchmarks/landscape_speed.py's reference."""
     params = np.asarray(params)
     u0 = jnp.concatenate([jnp.asarray(params.real, jnp.float64).ravel(), jnp.asarray(np.imag(params), jnp.float64).ravel()])
     return _hessian(u0, params.shape, True, x, y)

@@ -202,3 +202,34 @@ def test_chapter_parameters_are_checked():
         LandscapeParams(n_hessian=1)
     with pytest.raises(ParameterError, match="'weights'"):
         L.QNNLoss(QNN(2, 1), _states(3, 2, 0), [0, 1, 0], weights=[1.0])
+
+
+def test_released_qnn_holomorphic_hessian_equals_the_column_by_column_one():
+    """hessian_re_im (holomorphic parts, P columns) against the former 2P-column Hessian,
+    at real and at complex angles, and the chapter's quantities computed from each."""
+    from qmu_core import released_qnn as RQ
+
+    n, D = 4, 2
+    rng = np.random.default_rng(1)
+    x = _states(6, n, 7)
+    y = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 0.0])
+    with float64_scope():
+        p = rng.standard_normal((D, n, 2))
+        for params in (p, p + 0.3j * rng.standard_normal((D, n, 2))):
+            new, old = RQ.hessian_re_im(params, x, y), RQ.hessian_re_im_reference(params, x, y)
+            assert np.abs(new - old).max() < 1e-13 * max(1.0, np.abs(old).max())
+            assert np.allclose(np.linalg.eigvalsh(new), np.linalg.eigvalsh(old), atol=1e-13)
+            assert abs(np.trace(new) - np.trace(old)) < 1e-13
+        assert np.array_equal(RQ.hessian_re_im(p, x, y, chunk=3), RQ.hessian_re_im(p, x, y, chunk=3))
+        assert np.allclose(RQ.hessian_re_im(p, x, y, chunk=3), RQ.hessian_re_im(p, x, y), atol=1e-14)
+
+
+def test_mlp_gauss_newton_diagonal_equals_the_hvp_diagonal(tiny_mlp):
+    """The ReLU MLP's diagonal from per-sample gradients equals the former n-HVP diagonal and the
+    dense Hessian's diagonal, for the whole loss and for a part of the samples."""
+    prob, v = tiny_mlp
+    assert prob.piecewise_linear()
+    for p in (prob, prob.part(np.arange(12) % 3 == 0)):
+        d = p.diagonal(v)
+        assert np.abs(d - p.diagonal_hvp(v)).max() < 1e-14
+        assert np.abs(d - np.diag(p.hessian(v))).max() < 1e-14
