@@ -59,6 +59,7 @@ cache 5 s, once per installation.
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -68,6 +69,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _adjoint_kernels as K
+from .config import ADAM_RULES, KERAS_EPS
+from .validation import check_choice
 
 # Part of the sweep cache key (see qmu_core.qnn.KERNEL): change it whenever a change here
 # or in _adjoint_kernels changes the kernel's floating-point results.
@@ -187,12 +190,15 @@ class _Circuit:
         return xr, np.zeros((0, x.shape[1]), self.real)
 
 
-def host_trainer(model, lr: float, batch_size: int, n_train: int):
+def host_trainer(model, lr: float, batch_size: int, n_train: int, adam: str = "optax"):
     """``(init, epoch)`` training ``model`` on the host: ``init(params)`` is Adam's state,
     ``epoch(params, state, key, x, y) -> (params, state, key)`` one epoch: the same permutation
     as the XLA trainer (``key, sub = split(key)``; ``permutation(sub, n_train)``), mini-batches of
     ``batch_size`` in that order (the last one smaller), one kernel call (mean BCE and its
-    gradient) and one Adam step (optax.adam's rule, b1 = 0.9, b2 = 0.999, eps = 1e-8) each."""
+    gradient) and one Adam step each: optax.adam's rule (b1 = 0.9, b2 = 0.999, eps = 1e-8), or
+    with ``adam="keras"`` Keras's (eps = 1e-7 on the uncorrected second moment, which is
+    optax's rule with eps / sqrt(1 - b2^t) at step t; :attr:`qmu_core.config.TrainConfig.adam`)."""
+    check_choice("adam", adam, ADAM_RULES)
     circ = _Circuit(model)
     real = circ.real
     shuffle = jax.jit(lambda key: (lambda k: (k[0], jax.random.permutation(k[1], n_train)))(jax.random.split(key)))
@@ -219,7 +225,8 @@ def host_trainer(model, lr: float, batch_size: int, n_train: int):
         for s0 in range(0, n_train, batch_size):
             rows = perm[s0 : s0 + batch_size]
             g = circ.run(xk, p.reshape(circ.depth, circ.n, 4), 2, yk[rows.astype(np.intp)], rows)[2]
-            K.adam(p, g.ravel(), mu.reshape(-1), nu.reshape(-1), count, lr, 0.9, 0.999, 1e-8)
+            eps = 1e-8 if adam == "optax" else KERAS_EPS / math.sqrt(1.0 - 0.999 ** (int(count[0]) + 1))
+            K.adam(p, g.ravel(), mu.reshape(-1), nu.reshape(-1), count, lr, 0.9, 0.999, eps)
         return p.reshape(circ.depth, circ.n, 4), (mu, nu, count), key
 
     return init, epoch

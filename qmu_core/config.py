@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .validation import check_choice, check_float, check_int, check_sequence
+
+#: the forms of Adam's update (:attr:`TrainConfig.adam`)
+ADAM_RULES = ("optax", "keras")
+#: Keras's default eps (the released code's optimizer)
+KERAS_EPS = 1e-7
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Adam on mini-batches reshuffled every epoch (the last batch may be smaller)."""
+    """Adam on mini-batches reshuffled every epoch (the last batch may be smaller).
+
+    ``adam`` is the form of Adam's update (QNN only): ``"optax"`` (ours: eps = 1e-8 added to
+    the square root of the bias-corrected second moment) or ``"keras"`` (the released code's
+    Keras default: eps = 1e-7 added to the square root of the uncorrected one, i.e. an
+    effective eps of 1e-7 / sqrt(1 - 0.999^t) at step t, 3e-6 at the first step). The two
+    differ only while gradients are of the order of eps: at the QNN's start, where its
+    N(0, 0.01^2) angles sit near a point where the gradient vanishes.
+    """
 
     epochs: int
     batch_size: int
     lr: float
     eval_every: int = 1  # record full-set metrics every k epochs (and always the last)
+    adam: str = "optax"
 
     def __post_init__(self):
         check_int("epochs", self.epochs, min=1)
         check_int("batch_size", self.batch_size, min=1)
         check_float("lr", self.lr, min=0.0, min_inclusive=False)
         check_int("eval_every", self.eval_every, min=1)
+        check_choice("adam", self.adam, ADAM_RULES)
 
     def scaled(self, epoch_scale: float) -> "TrainConfig":
         """The same protocol with ``epochs`` scaled (for quick CI executions)."""
         epoch_scale = check_float("epoch_scale", epoch_scale, min=0.0, min_inclusive=False)
         e = max(1, round(self.epochs * epoch_scale))
-        return TrainConfig(e, self.batch_size, self.lr, min(self.eval_every, e))
+        return replace(self, epochs=e, eval_every=min(self.eval_every, e))
 
 
 #: the classical families of the classical-models chapter (qmu_core.classical.FAMILIES)

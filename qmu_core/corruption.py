@@ -6,6 +6,10 @@ n = floor(alpha N) rounded *down* to an even number, feature randomisation round
 *up*; in both cases half of the n samples come from each class. The corrupted training
 set is then shuffled. The corrupted positions (after shuffling) are returned: they are
 the forget set of the unlearning chapter.
+
+Corrupt a dataset with :func:`corrupt_dataset` (``corrupt_dataset(data.mnist_1v9(), 0.3,
+"feature_random", seed=0)``): it knows where the dataset's features can carry data.
+:func:`corrupt` works on bare arrays and has to be told.
 """
 
 from __future__ import annotations
@@ -69,14 +73,16 @@ def random_states(n: int, dim: int, *, complex_valued: bool, rng: np.random.Gene
 
 def corrupt(x: np.ndarray, y: np.ndarray, alpha: float, kind: str, seed: int,
             *, n_active: int | None = None) -> CorruptedSet:
-    """Corrupt a fraction ``alpha`` of (x, y) by ``kind`` and shuffle, with a seeded draw.
+    """Corrupt a fraction ``alpha`` of the arrays (x, y) by ``kind`` and shuffle, with a
+    seeded draw. For a :class:`qmu_core.data.Dataset` call :func:`corrupt_dataset`.
 
     ``label_flip``: y -> 1 - y. ``feature_random``: x -> a random normalised vector
     (complex Gaussian if ``x`` is complex, real Gaussian otherwise), label kept. The noise
     is drawn in the first ``n_active`` features only (default: all) and the rest are zero,
     like the zero padding of a real sample: for MNIST the released code draws it in the 784
     pixel dimensions and pads to 1024, so a random vector is no easier to tell apart by
-    its padding than an image (:attr:`qmu_core.data.Dataset.n_active`).
+    its padding than an image (:attr:`qmu_core.data.Dataset.n_active`). Bare arrays carry
+    no such length: called on MNIST arrays without ``n_active``, the noise fills the padding.
     """
     alpha = check_alpha(alpha)
     check_choice("kind", kind, CORRUPTIONS)
@@ -108,3 +114,15 @@ def corrupt(x: np.ndarray, y: np.ndarray, alpha: float, kind: str, seed: int,
         alpha=alpha,
         kind=kind,
     )
+
+
+def corrupt_dataset(ds, alpha: float, kind: str, seed: int) -> CorruptedSet:
+    """:func:`corrupt` of the training set of ``ds`` (a :class:`qmu_core.data.Dataset`), with
+    the noise of feature randomisation drawn where the dataset's features can carry data
+    (:attr:`~qmu_core.data.Dataset.n_active`: MNIST's 784 pixels of its 1024 zero-padded
+    entries, every amplitude of an XXZ state). Every chapter corrupts its data this way."""
+    for attr in ("x_train", "y_train", "n_active"):
+        if not hasattr(ds, attr):
+            raise ParameterError(f"parameter 'ds' must be a qmu_core.data.Dataset (with {attr}), "
+                                 f"got {type(ds).__name__}")
+    return corrupt(ds.x_train, ds.y_train, alpha, kind, seed, n_active=ds.n_active)

@@ -8,7 +8,7 @@ Builds the sweeps of a chapter from its parameters, runs them and returns a tidy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ Job = tuple[Dataset, SweepSpec]
 
 def final_only(cfg: TrainConfig) -> TrainConfig:
     """The sweep only needs the final metrics: evaluate the full sets once, at the end."""
-    return TrainConfig(cfg.epochs, cfg.batch_size, cfg.lr, eval_every=cfg.epochs)
+    return replace(cfg, eval_every=cfg.epochs)
 
 
 def resilience_specs(
@@ -222,6 +222,7 @@ class ResilienceParams(SweepEngine, ResultsDir):
     xxz_set: str = data.XXZ_DEFAULT_SET
     xxz_gauges: tuple = data.XXZ_GAUGES
     dtype: str = "complex64"
+    xxz_qnn_trial_runs: int = 20
     seed: int = 0
     scheduler: str = ""
     workers: int = 0
@@ -236,6 +237,7 @@ class ResilienceParams(SweepEngine, ResultsDir):
         check_int("mnist_n_val", self.mnist_n_val, min=1, max=data.MNIST_VAL_AVAILABLE)
         object.__setattr__(self, "xxz_gauges", self.xxz.xxz_gauges)
         check_choice("dtype", self.dtype, ("complex64", "complex128"))
+        check_int("xxz_qnn_trial_runs", self.xxz_qnn_trial_runs, min=0)
         check_int("seed", self.seed, min=0)
         check_engine(self)
         check_str("results_dir", self.results_dir)

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import batched, paths
 from .config import ModelSpec, TrainConfig
-from .corruption import CORRUPTIONS, CorruptedSet, corrupt
+from .corruption import CORRUPTIONS, CorruptedSet, corrupt_dataset
 from .data import Dataset
 from .io import atomic_write_text, sha256_bytes
 from .qnn import QNN
@@ -78,6 +78,8 @@ def cache_key(ds: Dataset, spec: SweepSpec) -> str:
     other alphas or more runs (e.g. the capacity chapter's D = 4 curve) reuses every run
     already done."""
     fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
+    if fields["cfg"]["adam"] == "optax":  # the default leaves the keys of cached runs unchanged
+        del fields["cfg"]["adam"]
     if spec.model.kind == "qnn":
         fields["kernel"] = qnn_sweep_kernel()
     elif spec.model.kind == "mlp":
@@ -155,9 +157,8 @@ def identity(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
 
 # ----------------------------------------------------------------------------- computing runs
 def _corrupted(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> CorruptedSet:
-    return corrupt(ds.x_train, ds.y_train, alpha, spec.corruption,
-                   seed=derive_seed(spec.seed, "corrupt", ds.name, spec.corruption, round(alpha * 1000), run),
-                   n_active=ds.n_active)
+    return corrupt_dataset(ds, alpha, spec.corruption,
+                           seed=derive_seed(spec.seed, "corrupt", ds.name, spec.corruption, round(alpha * 1000), run))
 
 
 def _train_seed(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> int:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qmu_core.corruption import corrupt, n_corrupted
+from qmu_core.corruption import corrupt, corrupt_dataset, n_corrupted
 from qmu_core.validation import ParameterError
 
 
@@ -64,7 +64,7 @@ def test_feature_randomisation_respects_zero_padding():
     from qmu_core import data
 
     ds = data.mnist_1v9(n_per_class=20, n_val=4)
-    cs = corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3, n_active=ds.n_active)
+    cs = corrupt_dataset(ds, 0.5, "feature_random", seed=3)  # the default call
     assert len(cs.forget) == 20
     assert np.all(cs.x[:, 784:] == 0)  # the padded entries of random vectors are zero too
     np.testing.assert_allclose(np.linalg.norm(cs.x[cs.forget], axis=1), 1.0, atol=1e-6)
@@ -73,8 +73,28 @@ def test_feature_randomisation_respects_zero_padding():
     # without n_active, noise spreads over all 1024 entries (the easy tell SPEC.md warns of)
     cs2 = corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3)
     assert np.all(np.abs(cs2.x[cs2.forget, 784:]).sum(axis=1) > 0)
+    # the default call is the explicit one with the dataset's active length, draw for draw
+    explicit = corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3, n_active=784)
+    np.testing.assert_array_equal(cs.x, explicit.x)
+    np.testing.assert_array_equal(cs.y, explicit.y)
     with pytest.raises(ParameterError, match="n_active"):
         corrupt(ds.x_train, ds.y_train, 0.5, "feature_random", seed=3, n_active=2000)
+    with pytest.raises(ParameterError, match="'ds' must be a qmu_core.data.Dataset"):
+        corrupt_dataset(ds.x_train, 0.5, "feature_random", seed=3)
+
+
+def test_feature_randomisation_of_xxz_fills_every_amplitude():
+    # an XXZ state has no padding: its random replacement is a Haar-random state of 4096
+    # amplitudes, complex, though a ground state's are zero outside the Sz = 0 sector
+    from qmu_core import data
+
+    ds = data.xxz_dataset([-0.5, 0.5, 1.5, 2.5], [0.0, 2.0], L=6)
+    assert ds.n_active == ds.n_features == 64
+    cs = corrupt_dataset(ds, 0.5, "feature_random", seed=0)
+    noise = cs.x[cs.forget]
+    assert np.all(noise != 0) and np.iscomplexobj(noise)
+    np.testing.assert_allclose(np.linalg.norm(noise, axis=1), 1.0, atol=1e-6)
+    assert np.bincount(cs.y_clean[cs.forget]).tolist() == [1, 1]
 
 
 def test_bad_corruption_input():

@@ -50,7 +50,7 @@ CHAPTERS: dict[str, Chapter] = {
             "Resilience to data corruption",
             "Fig. 2c, 2d",
             "qmu_core.resilience:ResilienceParams",
-            ci={"n_runs": 2, "alphas": [0.0, 0.5], "epoch_scale": 0.05, "workers": 1},
+            ci={"n_runs": 2, "alphas": [0.0, 0.5], "epoch_scale": 0.05, "xxz_qnn_trial_runs": 3, "workers": 1},
         ),
         Chapter(
             "capacity",
