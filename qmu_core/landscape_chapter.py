@@ -131,7 +131,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["setting", "model", "alpha"]
     cols = ["train_acc", "val_acc", "trace", "lrr", "trace_flipped", "neg_fraction", "neg_mass", "eig_top", "eig_bottom"]
     g = df.groupby(keys, sort=False)
-    out = g[cols].mean().join(g[cols].std(ddof=0), rsuffix="_sd")
+    out = g[cols].mean().join(g[cols].std(ddof=0).add_suffix("_sd"))
     out["n_runs"] = g.size()
     out["n_dead"] = g["dead"].sum()
     out["n_dead_code_rule"] = g["dead_code_rule"].sum()

@@ -140,7 +140,7 @@ def summarise(steps: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "gauge", "model", "method", "step"]
     g = steps.groupby(keys, sort=False)
     cols = [c for c in STEP_METRICS if c in steps]
-    return g[cols].mean().join(g[cols].std(ddof=0), rsuffix="_sd").reset_index()
+    return g[cols].mean().join(g[cols].std(ddof=0).add_suffix("_sd")).reset_index()
 
 
 def variant_label(dataset: str, gauge: str) -> str:
@@ -226,7 +226,7 @@ def published_summary(published: pd.DataFrame) -> pd.DataFrame:
     d["gauge"] = np.where(d.dataset == "mnist", NO_GAUGE, "published")
     keys = ["dataset", "gauge", "model", "method", "step"]
     g = d.groupby(keys, sort=False)[["train_acc", "val_acc", "retain_acc"]]
-    return g.mean().join(g.std(ddof=0), rsuffix="_sd").reset_index()
+    return g.mean().join(g.std(ddof=0).add_suffix("_sd")).reset_index()
 
 
 def _claim_tests(c: pd.DataFrame, model: str) -> tuple[list, list]:

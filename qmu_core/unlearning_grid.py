@@ -115,7 +115,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "gauge", "model", "method", "beta", "lambda_kl", "lambda_fo"]
     g = df.groupby(keys, sort=False, dropna=False)
     cols = ["val_acc", "forget_acc_polluted", "poisoned_val_acc"]
-    return g[cols].mean().join(g[["val_acc"]].std(ddof=0), rsuffix="_sd").reset_index()
+    return g[cols].mean().join(g[["val_acc"]].std(ddof=0).add_suffix("_sd")).reset_index()
 
 
 def reading(summary: pd.DataFrame) -> pd.DataFrame:
