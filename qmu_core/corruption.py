@@ -34,6 +34,7 @@ class CorruptedSet:
     forget: np.ndarray  # sorted indices of corrupted samples
     alpha: float
     kind: str
+    order: np.ndarray  # the shuffle: row i is sample order[i] of the uncorrupted set
 
     @property
     def retain(self) -> np.ndarray:
@@ -113,6 +114,7 @@ def corrupt(x: np.ndarray, y: np.ndarray, alpha: float, kind: str, seed: int,
         forget=np.flatnonzero(was_corrupted[perm]),
         alpha=alpha,
         kind=kind,
+        order=perm,
     )
 
 

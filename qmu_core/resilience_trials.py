@@ -89,6 +89,20 @@ def _published():
     return p[(p.dataset == "xxz") & (p.model == "qnn") & (p.corruption == "label_flip")]
 
 
+def _at(curve: pd.Series, alpha: float) -> float:
+    """The value of ``curve`` (indexed by alpha) at ``alpha``; NaN where it has none."""
+    hit = np.isclose(curve.index, alpha)
+    return float(curve[hit].iloc[0]) if hit.any() else np.nan
+
+
+def _reading(d: pd.DataFrame) -> dict:
+    """Runs, mean validation accuracy at :data:`READ_ALPHAS` and the sides at alpha = 0.5 of
+    one curve's per-run frame ``d`` (a trial's or the published one)."""
+    mean = d.groupby("alpha").val_acc.mean()
+    return {"n_runs": int(d.run.nunique()), **{f"val_{a}": _at(mean, a) for a in READ_ALPHAS},
+            "sides_0.5": sides(d.val_acc[np.isclose(d.alpha, 0.5)])}
+
+
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per trial (:data:`COLUMNS`)."""
     published = _published()
@@ -96,24 +110,14 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     for name, d in runs.groupby("trial", sort=False):
         xxz_set, adam, _ = TRIALS[name]
         c = pub.compare(d.drop(columns="trial"), published).iloc[0]
-        mean = d.groupby("alpha").val_acc.mean()
-        at = {f"val_{a}": float(mean[np.isclose(mean.index, a)].iloc[0]) if np.isclose(mean.index, a).any()
-              else np.nan for a in READ_ALPHAS}
-        half = d[np.isclose(d.alpha, 0.5)]
-        rows.append({"trial": name, "xxz_set": xxz_set, "adam": adam, "n_runs": int(d.run.nunique()), **at,
-                     "val_rms": c.val_rms, "train_rms": c.train_rms,
-                     "sides_0.5": sides(half.val_acc)})
+        rows.append({"trial": name, "xxz_set": xxz_set, "adam": adam, **_reading(d),
+                     "val_rms": c.val_rms, "train_rms": c.train_rms})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def published_row() -> dict:
     """The published curve in the trials table's terms."""
-    p = _published()
-    mean = p.groupby("alpha").val_acc.mean()
-    half = p[np.isclose(p.alpha, 0.5)]
-    return {"trial": "published (5 runs)", "n_runs": int(p.run.nunique()),
-            **{f"val_{a}": float(mean[np.isclose(mean.index, a)].iloc[0]) for a in READ_ALPHAS},
-            "sides_0.5": sides(half.val_acc)}
+    return {"trial": "published (5 runs)", **_reading(_published())}
 
 
 def five_run_rms(runs: pd.DataFrame, trial: str = REFERENCE_TRIAL, k: int = 5, draws: int = 2000,
@@ -126,7 +130,7 @@ def five_run_rms(runs: pd.DataFrame, trial: str = REFERENCE_TRIAL, k: int = 5, d
     check_int("k", k, min=1, max=n)
     published = _published().groupby("alpha").val_acc.mean()
     wide = d.pivot(index="alpha", columns="run", values="val_acc")
-    target = np.array([published[np.isclose(published.index, a)].iloc[0] for a in wide.index])
+    target = np.array([_at(published, a) for a in wide.index])
     rng = np.random.default_rng(seed)
     rms = np.empty(draws)
     for i in range(draws):
@@ -148,10 +152,7 @@ def flip_geometry(P, runs: pd.DataFrame, trial: str = REFERENCE_TRIAL, alpha: fl
     rows = []
     for r in d.itertuples():
         cs = _corrupted(ds, s, float(r.alpha), int(r.run))
-        # the corrupted set is shuffled: find each flipped state's Delta by its overlap
-        # with the clean states (ground states of different Delta are far from parallel)
-        where = np.abs(cs.x[cs.forget] @ ds.x_train.conj().T).argmax(axis=1)
-        dist = np.abs(train_deltas[where] - data.XXZ_CRITICAL_DELTA)
+        dist = np.abs(train_deltas[cs.order[cs.forget]] - data.XXZ_CRITICAL_DELTA)
         rows.append({"run": int(r.run), "alpha": float(r.alpha), "gauge": gauge_of(ds), "val_acc": float(r.val_acc),
                      "train_acc": float(r.train_acc), "n_flipped": len(cs.forget),
                      "flipped_mean_distance": float(dist.mean())})

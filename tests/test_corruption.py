@@ -28,6 +28,10 @@ def test_label_flip_is_balanced_and_only_flips():
     cs = corrupt(x, y, 0.3, "label_flip", seed=1)
     assert len(cs.forget) == 30
     assert np.bincount(cs.y_clean[cs.forget]).tolist() == [15, 15]
+    # the shuffle is recorded: row i is sample order[i]
+    np.testing.assert_array_equal(cs.x, x[cs.order])
+    np.testing.assert_array_equal(cs.y_clean, y[cs.order])
+    assert sorted(cs.order) == list(range(len(y)))
     assert np.all(cs.y[cs.forget] == 1 - cs.y_clean[cs.forget])
     assert np.all(cs.y[cs.retain] == cs.y_clean[cs.retain])
     # features untouched: every corrupted row is one of the original rows
