@@ -76,7 +76,11 @@ def cache_key(ds: Dataset, spec: SweepSpec) -> str:
     """The name of the cache folder of ``spec``'s runs on ``ds``. The alpha grid and the
     number of runs are left out: a run depends only on its own (alpha, run), so a sweep over
     other alphas or more runs (e.g. the capacity chapter's D = 4 curve) reuses every run
-    already done."""
+    already done. The name of the arithmetic that trains the runs is part of it (QNN kernel,
+    MLP optimizer, :data:`qmu_core.classical.TORCH_KERNEL` for the CNN and ResNet), so runs of
+    another arithmetic are never mixed into a curve."""
+    from .classical import IMAGE_FAMILIES, TORCH_KERNEL  # classical imports resilience, which imports this module
+
     fields = {k: v for k, v in asdict(spec).items() if k not in ("alphas", "n_runs")}
     if fields["cfg"]["adam"] == "optax":  # the default leaves the keys of cached runs unchanged
         del fields["cfg"]["adam"]
@@ -84,6 +88,8 @@ def cache_key(ds: Dataset, spec: SweepSpec) -> str:
         fields["kernel"] = qnn_sweep_kernel()
     elif spec.model.kind == "mlp":
         fields["optimizer"] = MLP_OPTIMIZER
+    elif spec.model.kind in IMAGE_FAMILIES and TORCH_KERNEL[spec.model.kind] is not None:
+        fields["kernel"] = TORCH_KERNEL[spec.model.kind]  # no name: the reference arithmetic, as first cached
     key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
