@@ -39,8 +39,8 @@ from . import adjoint
 from .data import as_real_features
 from .mlp import MLP
 from .qnn import OUTPUT_SCALE, QNN
-from .training import MLP_THREADS, _torch_threads
-from .validation import ParameterError, check_choice, check_float, check_int, check_sequence
+from .training import MLP_THREADS, _narrow, _torch_threads, _widen, active_inputs
+from .validation import ParameterError, check_bool, check_choice, check_float, check_int, check_sequence
 
 KL_KINDS = ("code", "bernoulli")
 FULL_BATCH = 0  # a method's batch_size: the whole retain set
@@ -321,24 +321,46 @@ class QNNLearner:
 
 
 class MLPLearner:
-    """An MLP's parameters, Adam state (PyTorch's fused Adam) and the sets it sees."""
+    """An MLP's parameters, Adam state (PyTorch's fused Adam) and the sets it sees.
 
-    def __init__(self, net: MLP, sets: dict[str, np.ndarray]):
+    Without weight decay the first layer trains on the training set's active inputs only
+    (:func:`qmu_core.training.active_inputs`, as :func:`~qmu_core.training.train_mlp` does):
+    a narrow copy of the net takes the updates and the logits of the training rows, and is
+    written back into ``net`` before anything reads the whole net (other sets, ``params``).
+    With weight decay (SCRUB's official configuration) the weights of inactive inputs decay
+    too, so the full net trains. ``narrow=False``: always the full net (the reference)."""
+
+    def __init__(self, net: MLP, sets: dict[str, np.ndarray], narrow: bool = True):
+        check_bool("narrow", narrow)
         self.net = net
         self.x = {k: torch.from_numpy(as_real_features(np.asarray(v))) for k, v in sets.items()}
+        self._cols = active_inputs(self.x["train"].numpy()) if narrow else np.arange(net.n_inputs)
+        self._small = None
         self.reset_optimizer(0.0)
+
+    def _sync(self) -> MLP:
+        """``net`` with the narrow copy's updates written back."""
+        if self._small is not None:
+            _widen(self.net, self._small, self._cols)
+        return self.net
 
     @property
     def params(self) -> np.ndarray:
-        return torch.nn.utils.parameters_to_vector(self.net.parameters()).detach().numpy().copy()
+        return torch.nn.utils.parameters_to_vector(self._sync().parameters()).detach().numpy().copy()
 
     def reset_optimizer(self, weight_decay: float) -> None:
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, weight_decay=weight_decay, fused=True)
+        self._sync()
+        narrow = weight_decay == 0 and len(self._cols) < self.net.n_inputs
+        self._small = _narrow(self.net, self._cols) if narrow else None
+        self._train_net = self.net if self._small is None else self._small
+        self._x_train = self.x["train"][:, torch.from_numpy(self._cols)].contiguous() if narrow else self.x["train"]
+        self.opt = torch.optim.Adam(self._train_net.parameters(), lr=1e-3, weight_decay=weight_decay, fused=True)
 
     def logits(self, name: str, rows=None) -> np.ndarray:
-        x = self.x[name] if rows is None else self.x[name][torch.from_numpy(np.asarray(rows, np.int64))]
+        net, x = (self._train_net, self._x_train) if name == "train" else (self._sync(), self.x[name])
+        x = x if rows is None else x[torch.from_numpy(np.asarray(rows, np.int64))]
         with torch.no_grad(), _torch_threads(MLP_THREADS):
-            return self.net.logits(x).double().numpy()
+            return net.logits(x).double().numpy()
 
     def update(self, rows, dz_fn, lr: float) -> None:
         """One Adam update along the gradient of sum_b dz_b z_b, ``dz = dz_fn(z)`` (see
@@ -346,7 +368,7 @@ class MLPLearner:
         with _torch_threads(MLP_THREADS):
             for g in self.opt.param_groups:
                 g["lr"] = lr
-            z = self.net.logits(self.x["train"][torch.from_numpy(np.asarray(rows, np.int64))])
+            z = self._train_net.logits(self._x_train[torch.from_numpy(np.asarray(rows, np.int64))])
             dz = dz_fn(z.detach().double().numpy())
             self.opt.zero_grad(set_to_none=True)
             z.backward(torch.from_numpy(np.asarray(dz, np.float32)))
