@@ -25,7 +25,7 @@ from .config import CLASSICAL_KINDS, KERAS_EPS, ModelSpec, TrainConfig
 from .data import as_real_features
 from .mlp import MLP
 from .qnn import QNN
-from .validation import ParameterError
+from .validation import ParameterError, check_bool
 
 EVAL_CHUNK = 256  # states per forward pass when evaluating a whole set (stays in cache)
 
@@ -280,8 +280,7 @@ def train_mlp(net: MLP, x, y, x_val, y_val, cfg: TrainConfig, seed: int, init: b
     """Train the MLP (Glorot init from ``seed`` unless ``init=False``); returns (net, History).
     ``narrow``: train the first layer on the :func:`active_inputs` only (the default; False is
     the full-width reference, same algorithm, other rounding)."""
-    if not isinstance(narrow, bool):
-        raise ParameterError(f"parameter 'narrow' must be True or False, got {narrow!r}")
+    check_bool("narrow", narrow)
     with _torch_threads(MLP_THREADS):
         return _train_mlp(net, x, y, x_val, y_val, cfg, seed, init, narrow)
 
