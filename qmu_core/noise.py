@@ -40,17 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .qnn import QNN, _rot
-from .validation import ParameterError, check_int
-
-
-def _check_probability(name: str, value, upper: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ParameterError(f"parameter '{name}' must be a number in [0, {upper}], got {value!r}")
-    value = float(value)
-    if not 0.0 <= value <= upper:
-        raise ParameterError(f"parameter '{name}' must be in [0, {upper}], got {value}")
-    return value
+from .qnn import OUTPUT_SCALE, QNN, _rot
+from .validation import check_float, check_int
 
 
 @dataclass(frozen=True)
@@ -60,22 +51,17 @@ class NoiseModel:
     ``depolarizing``: p of the single-qubit depolarising channel after every gate, in
     [0, 0.75] (0.75 is the completely depolarising channel). ``amplitude_damping``: gamma in
     [0, 1] after every gate. ``readout``: probability of flipping the measured bit, in
-    [0, 0.5]. ``shots``: number of measurements that estimate <Z>; ``None`` is the exact
-    expectation.
+    [0, 0.5]. Finite shots are not part of the channel: :func:`shot_expectation` samples
+    the exact noisy <Z>.
     """
 
     depolarizing: float = 0.0
     amplitude_damping: float = 0.0
     readout: float = 0.0
-    shots: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "depolarizing", _check_probability("depolarizing", self.depolarizing, 0.75))
-        object.__setattr__(self, "amplitude_damping",
-                           _check_probability("amplitude_damping", self.amplitude_damping, 1.0))
-        object.__setattr__(self, "readout", _check_probability("readout", self.readout, 0.5))
-        if self.shots is not None:
-            check_int("shots", self.shots, min=1)
+        for name, upper in (("depolarizing", 0.75), ("amplitude_damping", 1.0), ("readout", 0.5)):
+            object.__setattr__(self, name, check_float(name, getattr(self, name), min=0.0, max=upper))
 
     @property
     def gate_noise(self) -> bool:
@@ -200,11 +186,6 @@ def _apply(c, qnn: QNN, noise: NoiseModel, params, op, index) -> None:
             c.amplitudedamping(q, gamma=noise.amplitude_damping, p=1.0)
 
 
-def _z_of_circuit(c, noise: NoiseModel, readout_index: int):
-    z = jnp.real(c.expectation_ps(z=[readout_index]))
-    return (1.0 - 2.0 * noise.readout) * z
-
-
 @dataclass(frozen=True)
 class NoisyQNN:
     """The QNN under a :class:`NoiseModel`: exact (density-matrix) <Z_{n-1}> with the
@@ -273,8 +254,6 @@ class NoisyQNN:
         return jnp.real(jnp.einsum("nab,ba->n", rho, o))
 
     def logits(self, params, rho):
-        from .qnn import OUTPUT_SCALE
-
         return OUTPUT_SCALE * self.expectation(params, rho)
 
 
@@ -289,7 +268,7 @@ def reference_expectation(qnn: QNN, noise: NoiseModel, params, state) -> float:
     c = tc.DMCircuit(n, inputs=jnp.asarray(state).astype(tc.dtypestr))
     for op in circuit_ops(qnn, noise):
         _apply(c, qnn, noise, params, op, {q: q for q in range(n)})
-    return float(_z_of_circuit(c, noise, n - 1))
+    return float((1.0 - 2.0 * noise.readout) * jnp.real(c.expectation_ps(z=[n - 1])))
 
 
 def sample_expectation(key, z, shots: int):

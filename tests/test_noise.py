@@ -29,13 +29,11 @@ def random_dm(k, seed):
 
 # ---------------------------------------------------------------------- the noise model
 @pytest.mark.parametrize("kwargs, match", [
-    ({"depolarizing": 0.8}, r"'depolarizing' must be in \[0, 0.75\], got 0.8"),
-    ({"depolarizing": "0.01"}, r"'depolarizing' must be a number in \[0, 0.75\], got '0.01'"),
-    ({"amplitude_damping": -0.1}, r"'amplitude_damping' must be in \[0, 1.0\]"),
-    ({"readout": 0.6}, r"'readout' must be in \[0, 0.5\]"),
+    ({"depolarizing": 0.8}, r"'depolarizing' must lie in \[0.0, 0.75\], got 0.8"),
+    ({"depolarizing": "0.01"}, r"'depolarizing' must be a number, got '0.01'"),
+    ({"amplitude_damping": -0.1}, r"'amplitude_damping' must lie in \[0.0, 1.0\], got -0.1"),
+    ({"readout": 0.6}, r"'readout' must lie in \[0.0, 0.5\], got 0.6"),
     ({"readout": True}, r"'readout' must be a number"),
-    ({"shots": 0}, r"'shots'"),
-    ({"shots": 10.5}, r"'shots' must be an integer"),
 ])
 def test_noise_model_rejects_bad_values(kwargs, match):
     with pytest.raises(ParameterError, match=match):
@@ -189,3 +187,5 @@ def test_shots_are_deterministic_and_differentiate_as_the_exact_expectation():
     np.testing.assert_allclose(g, 2 * sample_expectation(jax.random.PRNGKey(0), z, 10), rtol=1e-6)
     with pytest.raises(ParameterError, match="'shots'"):
         sample_expectation(jax.random.PRNGKey(0), z, 0)
+    with pytest.raises(ParameterError, match="'shots' must be an integer"):
+        sample_expectation(jax.random.PRNGKey(0), z, 10.5)
