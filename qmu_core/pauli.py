@@ -1,0 +1,212 @@
+"""The noisy QNN in the Pauli-transfer-matrix picture: the fast exact simulation that trains it.
+
+:class:`qmu_core.noise.NoisyQNN` evolves the readout observable back through the noisy
+circuit as a complex 2^k x 2^k matrix, one conjugation per gate and per channel. Written in
+the Pauli basis instead (O = sum_P c_P P over the 4^k Pauli strings of the light-cone
+register), every operation is a real matrix acting on the coefficient tensor ``c`` of shape
+(4,) * k, its Pauli transfer matrix (PTM) T[a, b] = Tr(P_a Phi^dagger(P_b)) / 2^m:
+
+* a rotation is 1 (+) a 3 x 3 rotation of (X, Y, Z) on its qubit, the depolarising channel
+  diag(1, l, l, l) with l = 1 - 4p/3, amplitude damping (x, y, z) -> (sqrt(1-g) x,
+  sqrt(1-g) y, (1-g) z + g) (computed from the Kraus operators, never written by hand);
+* so all the single-qubit operations a qubit sees between two RZZ gates (three rotations
+  and their channels) are one 4 x 4 matrix, and an RZZ with the channels on its two qubits
+  after it one 16 x 16 matrix: a layer of the 12-qubit XXZ QNN's 7-qubit light cone costs
+  a few small real contractions instead of 33 complex conjugations.
+
+<Z>_i = sum_P c_P Tr(rho_i P): the inputs enter as their Pauli vectors r_i[P] = Tr(rho_i P)
+on the register (:meth:`PauliQNN.inputs`, computed once per data set), so a mini-batch is one
+matrix-vector product. The same light cone as :func:`qmu_core.noise.light_cone_ops` (exact
+for any channel); the tests compare with :class:`NoisyQNN` and, through it, TensorCircuit-NG's
+``DMCircuit``. Used by :mod:`qmu_core.noise_study` (the noise chapter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .noise import NoiseModel, _damping_kraus, light_cone_ops, reduced_inputs
+from .qnn import OUTPUT_SCALE, QNN, _rot
+from .validation import ParameterError
+
+#: I, X, Y, Z
+PAULIS = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
+                  dtype=np.complex128)
+#: the two-qubit Pauli strings P_a (x) P_b, index 4 a + b
+PAULIS2 = np.einsum("aij,bkl->abikjl", PAULIS, PAULIS).reshape(16, 4, 4)
+#: the largest register whose Pauli vectors the inputs are stored as (4^8 floats per state)
+MAX_PAULI_REGISTER = 8
+
+
+def ptm_unitary(u, basis):
+    """PTM of the Heisenberg map O -> U^dagger O U for an m-qubit unitary ``u`` (2^m x 2^m)
+    in the Pauli ``basis`` (4^m, 2^m, 2^m): T[a, b] = Re Tr(P_a U^dagger P_b U) / 2^m."""
+    b = jnp.asarray(basis, u.dtype)
+    t = jnp.einsum("aij,kj,bkl,li->ab", b, jnp.conj(u), b, u)
+    return jnp.real(t) / u.shape[0]
+
+
+def ptm_channel(kraus) -> np.ndarray:
+    """PTM of the adjoint of the single-qubit channel rho -> sum_k K rho K^dagger (Heisenberg
+    picture: O -> sum_k K^dagger O K): T[a, b] = Re Tr(P_a sum_k K^dagger P_b K) / 2."""
+    kraus = np.asarray(kraus, np.complex128)
+    t = np.einsum("aij,nkj,bkl,nli->ab", PAULIS, np.conj(kraus), PAULIS, kraus)
+    return np.real(t) / 2.0
+
+
+def depolarizing_kraus(p: float) -> np.ndarray:
+    """Kraus operators of the depolarising channel (1 - p) rho + p/3 (X rho X + Y rho Y + Z rho Z)."""
+    return np.stack([np.sqrt(1.0 - p) * PAULIS[0]] + [np.sqrt(p / 3.0) * PAULIS[i] for i in (1, 2, 3)])
+
+
+def noise_ptm(noise: NoiseModel) -> np.ndarray:
+    """The 4 x 4 PTM of the channels after one gate on one qubit: depolarising, then amplitude
+    damping (the time order of :func:`qmu_core.noise._apply`); Heisenberg maps compose in the
+    reverse order, so T = T_depolarising @ T_damping."""
+    t = np.eye(4)
+    if noise.depolarizing > 0:
+        t = t @ ptm_channel(depolarizing_kraus(noise.depolarizing))
+    if noise.amplitude_damping > 0:
+        t = t @ ptm_channel(_damping_kraus(noise.amplitude_damping))
+    return t
+
+
+def _apply1(c, t, i: int):
+    return jnp.moveaxis(jnp.tensordot(t, c, axes=([1], [i])), 0, i)
+
+
+def _apply2(c, t, i: int, j: int):
+    c = jnp.tensordot(t.reshape(4, 4, 4, 4), c, axes=([2, 3], [i, j]))
+    return jnp.moveaxis(c, (0, 1), (i, j))
+
+
+def pauli_vectors(rho) -> np.ndarray:
+    """r[n, P] = Re Tr(rho_n P) for density matrices ``rho`` (N, 2^k, 2^k), P the 4^k Pauli
+    strings (qubit 0 the most significant index, as the register): (N, 4^k) float64."""
+    rho = np.asarray(rho)
+    n, d = rho.shape[0], rho.shape[1]
+    k = int(round(np.log2(d)))
+    t = rho.reshape((n,) + (2,) * (2 * k))
+    for i in range(k):  # contract qubit i's (ket, bra) pair with P[bra, ket]; the new axis goes last
+        t = np.tensordot(t, PAULIS, axes=([1, 1 + k - i], [2, 1]))
+    return np.real(t.reshape(n, 4**k))
+
+
+@dataclass(frozen=True)
+class PauliQNN:
+    """The QNN under a :class:`NoiseModel` (readout error included), simulated with Pauli
+    transfer matrices on the light-cone register (see the module docstring). The same model
+    as :class:`qmu_core.noise.NoisyQNN`; pure, jittable functions of ``(params, r)`` with
+    ``r`` the :meth:`inputs` of the states."""
+
+    qnn: QNN
+    noise: NoiseModel
+
+    @cached_property
+    def _cone(self):
+        reg, ops = light_cone_ops(self.qnn, self.noise)
+        if MAX_PAULI_REGISTER < len(reg) < self.qnn.n_qubits:
+            raise ParameterError(
+                f"the readout's light cone of {self.qnn.n_qubits} qubits at depth {self.qnn.depth} spans "
+                f"{len(reg)} qubits; the Pauli simulation stores 4^k floats per input and allows at most "
+                f"k = {MAX_PAULI_REGISTER} below the whole register (use qmu_core.noise.NoisyQNN)")
+        return reg, ops
+
+    @property
+    def register(self) -> tuple[int, ...]:
+        return self._cone[0]
+
+    @property
+    def whole_register(self) -> bool:
+        """True when the light cone is every qubit: the inputs are then the states themselves
+        and <Z> = <psi|O|psi> (4^n floats per input would not fit in memory at 10 qubits)."""
+        return len(self.register) == self.qnn.n_qubits
+
+    @property
+    def real_dtype(self):
+        return np.float32 if self.qnn.dtype == "complex64" else np.float64
+
+    def inputs(self, states) -> jax.Array:
+        """The states' Pauli vectors on :attr:`register` (computed once per data set):
+        (N, 4^k); the states themselves when :attr:`whole_register`."""
+        self.qnn.check_states(states)
+        if self.whole_register:
+            states = np.asarray(states)
+            if not np.iscomplexobj(states) or not np.any(states.imag):
+                # real amplitudes (MNIST): <psi|O|psi> = psi . Re(O) psi, in real arithmetic
+                return jnp.asarray(np.real(states).astype(self.real_dtype))
+            return jnp.asarray(states.astype(self.qnn.dtype))
+        rho = reduced_inputs(self.qnn, np.asarray(states, np.complex128), self.register)
+        return jnp.asarray(pauli_vectors(rho).astype(self.real_dtype))
+
+    def coefficients(self, params):
+        """Pauli coefficients c_P of the readout observable evolved back through the noisy
+        circuit, readout error included: (4^k,). <Z>_i = r_i . c.
+
+        The tensor holds only the qubits the observable has reached so far (walking back from
+        the readout, it is the identity on the others): a qubit joins, as I, when the first RZZ
+        that couples it is met. So the late layers, met first, cost 4^3, 4^5, ... instead of
+        4^k; on the 10-qubit MNIST circuit that is most of the work."""
+        reg, ops = self._cone
+        rdt = self.real_dtype
+        cdt = self.qnn.dtype
+        readout = self.qnn.n_qubits - 1
+        c = jnp.asarray(np.array([0.0, 0.0, 0.0, 1.0 - 2.0 * self.noise.readout], rdt))
+        axes = [readout]  # the register qubit of each axis of c
+        t_noise = jnp.asarray(noise_ptm(self.noise), rdt)
+        eye = jnp.eye(4, dtype=rdt)
+        identity = jnp.asarray(np.eye(4, dtype=rdt)[0])
+        pending: dict[int, jax.Array] = {}  # per register qubit: the later operations, not yet applied
+        for op in reversed(ops):
+            if op[0] == "rot":
+                _, layer, q, j = op
+                u = _rot(self.qnn.rotations[j], params[layer, q, j][None])[0].astype(cdt)
+                pending[q] = ptm_unitary(u, PAULIS).astype(rdt) @ pending.get(q, eye)
+            elif op[0] == "noise":
+                pending[op[1]] = t_noise @ pending.get(op[1], eye)
+            else:
+                _, layer, pair = op
+                a, b = self.qnn.pairs[pair]
+                for q in (a, b):
+                    if q not in axes:  # the observable is I on it: later operations left it I (unital)
+                        c = jnp.tensordot(c, identity, axes=0)
+                        axes.append(q)
+                        pending.pop(q, None)
+                zz = jnp.exp(-0.5j * params[layer, pair, 3] * jnp.asarray([1.0, -1.0, -1.0, 1.0])).astype(cdt)
+                t = ptm_unitary(jnp.diag(zz), PAULIS2).astype(rdt)
+                t = t @ jnp.kron(pending.pop(a, eye), pending.pop(b, eye))
+                c = _apply2(c, t, axes.index(a), axes.index(b))
+        for q, t in pending.items():
+            c = _apply1(c, t, axes.index(q))
+        missing = [q for q in reg if q not in axes]
+        for q in missing:
+            c = jnp.tensordot(c, identity, axes=0)
+            axes.append(q)
+        return jnp.transpose(c, [axes.index(q) for q in reg]).reshape(-1)
+
+    def observable(self, params):
+        """The evolved observable as a 2^k x 2^k matrix, O = sum_P c_P P (qubit 0 the most
+        significant index)."""
+        k = len(self.register)
+        o = self.coefficients(params).reshape((4,) * k).astype(self.qnn.dtype)
+        for _ in range(k):  # qubit i's Pauli axis becomes its (ket, bra) pair, appended last
+            o = jnp.tensordot(o, jnp.asarray(PAULIS, self.qnn.dtype), axes=([0], [0]))
+        perm = [2 * i for i in range(k)] + [2 * i + 1 for i in range(k)]
+        return o.transpose(perm).reshape(2**k, 2**k)
+
+    def expectation(self, params, r):
+        """Noisy <Z_{n-1}> (readout error included) of :meth:`inputs` ``r``: (N,)."""
+        if self.whole_register:
+            o = self.observable(params)
+            if not jnp.iscomplexobj(r):
+                return jnp.sum((r @ jnp.real(o)) * r, axis=1)
+            return jnp.real(jnp.einsum("na,ab,nb->n", jnp.conj(r), o, r))
+        return r @ self.coefficients(params)
+
+    def logits(self, params, r):
+        return OUTPUT_SCALE * self.expectation(params, r)
