@@ -308,6 +308,74 @@ def table(P: ScorecardParams, published: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: verdict words of the findings beyond the paper (our questions, not the paper's claims)
+HOLDS, HOLDS_PARTLY, FAILS = "holds", "holds partly", "does not hold"
+BEYOND_WORDS = {AGREES: HOLDS, PARTLY: HOLDS_PARTLY, DISAGREES: FAILS, MISSING: "not yet computed"}
+
+
+def beyond_findings(reading: pd.DataFrame | None, lrr: pd.DataFrame | None,
+                    depth: pd.DataFrame | None) -> pd.DataFrame:
+    """The noise chapter's questions, each with a verdict computed from its CSVs by the rule in
+    its text (``noise_reading.csv``'s verdicts, ``noise_lrr.csv``, ``noise_depth.csv``): rows
+    marked as beyond the paper, kept out of the claim counts."""
+    from .landscape_chapter import LRR_SMALL
+
+    rows = []
+
+    def add(key, text, tests, words):
+        rows.append({"claim": key, "text": text, "chapter": "noise",
+                     "ours_verdict": BEYOND_WORDS[combine(tests)], "ours_numbers": "; ".join(words) or "n/a"})
+
+    def plateau(key, text, dataset, corruption, kinds):
+        d = None if reading is None else reading[(reading.dataset == dataset) & (reading.corruption == corruption)
+                                                 & reading.noise.isin(kinds)]
+        if d is None or not len(d):
+            return add(key, text, [], [])
+        add(key, text, [v in ("survives", "widens") for v in d.verdict],
+            [f"{r.setting}: {r.verdict} (lost by α = 0.4: {r.drop_0_04:.2f})" for r in d.itertuples()])
+
+    gate, read = ("depolarizing", "amplitude_damping"), ("readout", "shots")
+    plateau("noise_xxz_gate", "Beyond the paper: the XXZ QNN's label-flip plateau survives gate noise "
+            "(depolarising or amplitude damping after every gate) in training.", "xxz", "label_flip", gate)
+    plateau("noise_xxz_read", "Beyond the paper: the XXZ QNN's label-flip plateau survives readout error and "
+            "finite shots in training.", "xxz", "label_flip", read)
+    plateau("noise_xxz_fr", "Beyond the paper: under feature randomisation the XXZ QNN's curve keeps its "
+            "noiseless shape under every imperfection.", "xxz", "feature_random", gate + read)
+    plateau("noise_mnist", "Beyond the paper: the MNIST QNN's label-flip plateau survives depolarising noise.",
+            "mnist", "label_flip", ("depolarizing",))
+    d = None if lrr is None else lrr[(lrr.dataset == "xxz") & (lrr.corruption == "label_flip") & (lrr.noise != "noiseless")]
+    if d is None or not len(d):
+        add("noise_lrr", "Beyond the paper: with noise the XXZ QNN's LRR stays about 1 or below.", [], [])
+    else:
+        worst = d.groupby("setting", sort=False).lrr_mean.max()
+        add("noise_lrr", f"Beyond the paper: with noise the XXZ QNN's LRR stays about 1 or below (at most {LRR_SMALL:g} "
+            "at α = 0.2, 0.3, 0.4, the landscape chapter's rule).", [v <= LRR_SMALL for v in worst],
+            [f"{k}: largest {v:.2f}" for k, v in worst.items()])
+    t = None if depth is None or "grad_var_uniform" not in depth else depth.dropna(subset=["grad_var_uniform"])
+    if t is None or len(t) < 2 or not (t.depth == 2).any():
+        add("depth_bp", "Beyond the paper: deeper circuits start with smaller gradients (random angles): the variance "
+            "at the largest depth is at most half the variance at D = 2.", [], [])
+    else:
+        at2, last = t[t.depth == 2].grad_var_uniform.iloc[0], t.sort_values("depth").iloc[-1]
+        add("depth_bp", "Beyond the paper: deeper circuits start with smaller gradients (random angles): the variance "
+            "at the largest depth is at most half the variance at D = 2.", [last.grad_var_uniform <= at2 / 2],
+            [f"D = 2: {at2:.1e}; D = {int(last.depth)}: {last.grad_var_uniform:.1e}"])
+    t = None if depth is None or "drop_0_04" not in depth else depth.dropna(subset=["drop_0_04"])
+    t = None if t is None else t[t.depth >= 2]
+    add("depth_plateau", f"Beyond the paper: every depth from D = 2 up keeps the label-flip plateau (lost by α = 0.4 "
+        f"at most {PLATEAU:g}).", [] if t is None else [v <= PLATEAU for v in t.drop_0_04],
+        [] if t is None else [f"D = {int(r.depth)}: {r.drop_0_04:.3f}" for r in t.itertuples()])
+    return pd.DataFrame(rows)
+
+
+def beyond_glue(t: pd.DataFrame) -> dict[str, str]:
+    """``<key>_text``, ``<key>_ours``, ``<key>_ours_numbers`` per finding beyond the paper."""
+    out = {}
+    for r in t.itertuples():
+        out.update({f"{r.claim}_text": r.text, f"{r.claim}_ours": r.ours_verdict, f"{r.claim}_ours_numbers": r.ours_numbers})
+    return out
+
+
 def glue_values(t: pd.DataFrame) -> dict[str, str]:
     """``<claim>_ours``, ``<claim>_ours_numbers``, ``<claim>_pub``, ``<claim>_pub_numbers`` per claim,
     and the counts of each verdict (``n_agrees``, ...)."""

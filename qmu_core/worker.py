@@ -108,3 +108,21 @@ def compute_landscape(run, key: str, x64: bool) -> dict:
                            "on the client: install the client's version of qmu on the workers")
     with jax.enable_x64(x64):
         return compute_run(run)
+
+
+
+def compute_task(module: str, task, key: str, x64: bool) -> dict:
+    """One task of a chapter whose tasks carry their own data (``module.compute(task)``, e.g.
+    :mod:`qmu_core.noise_study`, :mod:`qmu_core.depth_study`), after the same check as
+    :func:`compute` that this worker would cache it under the client's ``key``."""
+    import importlib
+
+    import jax
+
+    if not module.startswith("qmu_core."):
+        raise ValueError(f"worker: {module!r} is not a qmu_core module")
+    if task.key() != key:
+        raise RuntimeError(f"worker: the task {task.identity()} of {module} has cache key {task.key()} here but "
+                           f"{key} on the client: install the client's version of qmu on the workers")
+    with jax.enable_x64(x64):
+        return importlib.import_module(module).compute(task)

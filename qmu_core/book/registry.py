@@ -41,7 +41,7 @@ CHAPTERS: dict[str, Chapter] = {
     c.name: c
     for c in [
         Chapter("scorecard", "Claims scorecard", "all", "qmu_core.scorecard:ScorecardParams", ci={},
-                after=("resilience", "capacity", "classical", "unlearning", "landscape", "hessian")),
+                after=("resilience", "capacity", "classical", "unlearning", "landscape", "hessian", "noise")),
         Chapter("data", "Data and corruption", "Fig. 1b, Fig. 2b",
                 "qmu_core.chapter_params:DataChapterParams", ci={"tsne_points": 120}),
         Chapter("models", "Models", "Fig. 4", "qmu_core.chapter_params:ModelsChapterParams", ci={}),
@@ -103,6 +103,16 @@ CHAPTERS: dict[str, Chapter] = {
             "SI section I",
             "qmu_core.minimal:HessianParams",
             ci={"n_points": 40, "n_check": 20},
+        ),
+        Chapter(
+            "noise",
+            "Beyond the paper: noise, shots and depth",
+            "beyond the paper",
+            "qmu_core.noise_chapter:NoiseParams",
+            ci={"depolarizing": [0.01], "amplitude_damping": [], "readout": [0.05], "shots": [100],
+                "mnist_runs": 0, "n_runs": 1, "alphas": [0.0, 0.5], "epoch_scale": 0.02, "depths": [1, 2],
+                "depth_runs": 1, "hessian_runs": 1, "n_draws": 4, "workers": 1},
+            after=("resilience",),
         ),
         Chapter("notes", "Reproduction notes", "all", "qmu_core.chapter_params:NotesParams", ci={},
                 after=("data", "models", "resilience", "capacity", "hessian")),
