@@ -174,7 +174,7 @@ class Run:
 # ----------------------------------------------------------------------------- training
 @lru_cache(maxsize=16)
 def _trainer(model: QNN, noise: NoiseModel, shots: int, cfg: TrainConfig, n_train: int):
-    """``(sim, epoch, evaluate)``: an epoch is one compiled program, a ``lax.scan`` over the
+    """``(sim, opt, epoch, evaluate)``: an epoch is one compiled program, a ``lax.scan`` over the
     mini-batches of a permutation drawn from ``key`` (as :func:`qmu_core.training._qnn_trainer`
     on an accelerator), each step Adam on the mini-batch's mean BCE of the noisy model; with
     shots, each step samples <Z> from its own key."""
