@@ -110,7 +110,6 @@ def compute_landscape(run, key: str, x64: bool) -> dict:
         return compute_run(run)
 
 
-
 def compute_task(module: str, task, key: str, x64: bool) -> dict:
     """One task of a chapter whose tasks carry their own data (``module.compute(task)``, e.g.
     :mod:`qmu_core.noise_study`, :mod:`qmu_core.depth_study`), after the same check as
