@@ -29,10 +29,10 @@ import pandas as pd
 from . import paths
 from .config import ModelSpec, paper_setting
 from .landscape import QNNLoss
-from .noise_study import dataset
+from .noise_study import dataset, fingerprint
 from .qnn import QNN
 from .resilience import final_only
-from .sweep import SweepSpec, _corrupted, _fingerprint, _train_seed, derive_seed
+from .sweep import SweepSpec, _corrupted, _train_seed, derive_seed
 from .validation import check_alpha, check_float, check_int
 
 VERSION = "depth-v1"
@@ -75,7 +75,7 @@ class Task:
         check_float("epoch_scale", self.epoch_scale, min=0.0, min_inclusive=False)
 
     def key(self) -> str:
-        fields = {"version": VERSION, "data": _fingerprint(mnist()), **self.__dict__,
+        fields = {"version": VERSION, "data": fingerprint("mnist"), **self.__dict__,
                   "spec": repr(sweep_spec(self.depth, "label_flip", (0.0,), 1, self.epoch_scale, self.seed))}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

@@ -15,18 +15,12 @@ from .paths import ResultsDir
 from .reading import fmt_alpha, read_curve
 from .parallel import check_scheduler, check_workers
 from .resilience import PAPER_ALPHAS, SweepEngine, check_alphas
-from .validation import ParameterError, check_choice, check_float, check_int, check_sequence, check_str
+from .validation import check_choice, check_float, check_int, check_sequence, check_str
 
 from . import depth_study, noise_study
-from .noise_study import DEFAULT_LEVELS, Setting
+from .corruption import CORRUPTIONS
+from .noise_study import DEFAULT_LEVELS, Setting, check_levels
 
-CORRUPTIONS = ("label_flip", "feature_random")
-
-
-def _levels(name: str, value, kind: str) -> tuple:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ParameterError(f"parameter '{name}' must be a list of levels, got {value!r}")
-    return tuple(Setting(kind, v).level for v in value)
 
 
 @dataclass(frozen=True)
@@ -56,8 +50,8 @@ class NoiseParams(SweepEngine, ResultsDir):
     def __post_init__(self):
         set_ = object.__setattr__
         for name in ("depolarizing", "amplitude_damping", "readout", "shots"):
-            set_(self, name, _levels(name, getattr(self, name), name))
-        set_(self, "mnist_depolarizing", _levels("mnist_depolarizing", self.mnist_depolarizing, "depolarizing"))
+            set_(self, name, check_levels(name, getattr(self, name), name))
+        set_(self, "mnist_depolarizing", check_levels("mnist_depolarizing", self.mnist_depolarizing, "depolarizing"))
         for name in ("corruptions", "mnist_corruptions"):
             set_(self, name, check_sequence(name, getattr(self, name), lambda n, v: check_choice(n, v, CORRUPTIONS),
                                             min_len=0))
@@ -122,7 +116,7 @@ def curves(df: pd.DataFrame) -> pd.DataFrame:
 
 def readings(df: pd.DataFrame) -> pd.DataFrame:
     """:func:`qmu_core.reading.read_curve` of every (dataset, setting, corruption) curve, with
-    its change from the same dataset and corruption's noiseless curve."""
+    its change from the same dataset and corruption's noiseless curve and its :func:`verdict`."""
     c = curves(df)
     rows = []
     for (ds, noise, level, corr), d in c.groupby(["dataset", "noise", "level", "corruption"], sort=False):
@@ -136,6 +130,9 @@ def readings(df: pd.DataFrame) -> pd.DataFrame:
         for col in ("clean", "drop_0_04", "flat_until"):
             t[f"{col}_change"] = [getattr(r, col) - base.loc[(r.dataset, r.corruption), col]
                                   if (r.dataset, r.corruption) in base.index else np.nan for r in t.itertuples()]
+        # the noiseless curve, read against itself, "survives"
+        t["verdict"] = [verdict(r, base.loc[(r.dataset, r.corruption)]) if (r.dataset, r.corruption) in base.index
+                        else "n/a" for r in t.itertuples()]
     return t
 
 
@@ -157,10 +154,9 @@ def glue_values(table: pd.DataFrame) -> dict[str, str]:
     out = {}
     for r in table.itertuples():
         key = f"noise_{r.dataset}_{r.corruption}_{r.noise}_{r.level:g}".replace(".", "_")
-        base = table[(table.dataset == r.dataset) & (table.corruption == r.corruption) & (table.noise == "noiseless")]
         out.update({f"{key}_clean": f"{r.clean:.3f}", f"{key}_flat": f"{r.flat_until:.1f}",
                     f"{key}_drop": f"{r.drop_0_04:.3f}", f"{key}_alpha_c": fmt_alpha(r.alpha_c),
-                    f"{key}_verdict": verdict(r, base.iloc[0]) if len(base) else "n/a"})
+                    f"{key}_verdict": r.verdict})
     return out
 
 
@@ -217,7 +213,7 @@ def summary_glue(table: pd.DataFrame, lrr_table: pd.DataFrame) -> dict[str, str]
         noisy = t[t.noise != "noiseless"]
         if not len(base) or not len(noisy):
             continue
-        v = {r.setting: verdict(r, base.iloc[0]) for r in noisy.itertuples()}
+        v = dict(zip(noisy.setting, noisy.verdict))
         for word in ("survives", "shrinks", "widens"):
             names = [s for s, w in v.items() if w == word]
             out[f"{key}_{word}"] = ", ".join(names) if names else "none"
