@@ -195,14 +195,19 @@ def _client(where: str, arg):
 
 
 def compute_cached(items: list, *, cache_file, compute, submit, what: str, unit: str, progress: bool = True,
-                   scheduler: str | None = None, workers: int | None = None) -> list[dict]:
+                   scheduler: str | None = None, workers: int | None = None, batch=None) -> list[dict]:
     """The records of ``items`` (tasks with an ``identity()``), read from their checksummed cache
     files (``cache_file(item)``) where valid, the rest computed where :func:`run_sweeps` computes
     runs: ``compute(item)`` in this process (``workers=1``, or a local cluster of one), else on
     Dask workers, where ``submit(client, todo)`` submits the items of ``todo`` (indices, in the
     order to run them) and returns {future: index}. Each record is cached by this process as it
     arrives; invalid cache files are named in a warning and computed again. Used by the
-    unlearning and landscape chapters, whose tasks are not resilience sweeps."""
+    unlearning and landscape chapters, whose tasks are not resilience sweeps.
+
+    ``batch``: items computed together. ``batch(todo)`` splits the indices to compute into
+    lists; ``compute`` then takes a list of items and returns their records in that order,
+    and ``submit(client, groups)`` returns {future: list of indices} (the noise chapter's
+    XXZ runs, trained a batch per program)."""
     out, todo, problems = [None] * len(items), [], []
     for i, item in enumerate(items):
         rec, problem = read_entry(cache_file(item), item.identity())
@@ -218,8 +223,6 @@ def compute_cached(items: list, *, cache_file, compute, submit, what: str, unit:
     if not todo:
         return out
     where, arg = _where(scheduler, workers)
-    if where == "local" and min(arg, len(todo)) == 1:
-        where = "process"
     bar = tqdm(total=len(items), initial=len(items) - len(todo), desc=what, unit=unit, disable=not progress,
                mininterval=2.0)
 
@@ -228,20 +231,35 @@ def compute_cached(items: list, *, cache_file, compute, submit, what: str, unit:
         write_entry(cache_file(items[i]), rec)
         bar.update(1)
 
+    groups = batch(todo) if batch is not None else todo
+    if batch is not None and sorted(i for g in groups for i in g) != sorted(todo):
+        raise ValueError(f"compute_cached: batch() must split the {len(todo)} items to compute into groups")
+    if where == "local" and min(arg, len(groups)) == 1:
+        where = "process"
+
+    def store_all(group, recs) -> None:
+        if batch is None:
+            store(group, recs)
+            return
+        if len(recs) != len(group):
+            raise RuntimeError(f"compute_cached: a batch of {len(group)} {unit}s returned {len(recs)} records")
+        for i, rec in zip(group, recs):
+            store(i, rec)
+
     try:
         if where == "process":
-            for i in todo:
-                store(i, compute(items[i]))
+            for g in groups:
+                store_all(g, compute([items[i] for i in g] if batch is not None else items[g]))
         else:
             from distributed import as_completed
 
             from . import worker
 
-            with _client(where, min(arg, len(todo)) if where == "local" else arg) as client:
+            with _client(where, min(arg, len(groups)) if where == "local" else arg) as client:
                 client.register_plugin(worker.WorkerSetup())
-                futures = submit(client, todo)
+                futures = submit(client, groups)
                 for f in as_completed(futures):
-                    store(futures[f], f.result())
+                    store_all(futures[f], f.result())
     finally:
         bar.close()
     return out

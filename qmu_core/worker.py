@@ -110,18 +110,22 @@ def compute_landscape(run, key: str, x64: bool) -> dict:
         return compute_run(run)
 
 
-def compute_task(module: str, task, key: str, x64: bool) -> dict:
+def compute_task(module: str, task, key: str, x64: bool, function: str = "compute"):
     """One task of a chapter whose tasks carry their own data (``module.compute(task)``, e.g.
-    :mod:`qmu_core.noise_study`, :mod:`qmu_core.depth_study`), after the same check as
-    :func:`compute` that this worker would cache it under the client's ``key``."""
+    :mod:`qmu_core.noise_study`, :mod:`qmu_core.depth_study`; ``function`` names another
+    function of ``module``, e.g. ``compute_batch``, with ``task`` and ``key`` lists of tasks
+    and their keys), after the same check as :func:`compute` that this worker would cache
+    each under the client's key."""
     import importlib
 
     import jax
 
     if not module.startswith("qmu_core."):
         raise ValueError(f"worker: {module!r} is not a qmu_core module")
-    if task.key() != key:
-        raise RuntimeError(f"worker: the task {task.identity()} of {module} has cache key {task.key()} here but "
-                           f"{key} on the client: install the client's version of qmu on the workers")
+    batch = isinstance(task, list)  # a batch: a list of tasks and a list of their keys
+    for t, k in zip(task, key) if batch else [(task, key)]:
+        if t.key() != k:
+            raise RuntimeError(f"worker: the task {t.identity()} of {module} has cache key {t.key()} here but "
+                               f"{k} on the client: install the client's version of qmu on the workers")
     with jax.enable_x64(x64):
-        return importlib.import_module(module).compute(task)
+        return getattr(importlib.import_module(module), function)(task)

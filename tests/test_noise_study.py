@@ -93,6 +93,99 @@ def test_readout_error_rescales_the_loss_but_not_the_accuracy():
     assert read["train_loss"] != clean["train_loss"]
 
 
+def test_a_batch_trains_each_run_as_alone():
+    """train_noisy_batch: in float64 each run of a batch is the run trained alone
+    (train_noisy); in float32 a run's numbers do not depend on the batch it is in (every
+    batch is filled up to BATCH_RUNS runs), so the cache holds the same numbers however runs
+    are grouped."""
+    sets = [toy_set(12, 4, seed=s) for s in (7, 8, 9)]
+    cfg = TrainConfig(3, 5, 0.05)  # 12 = 2 x 5 + 2: a short last batch too
+    setting = Setting("depolarizing", 0.02)
+    with jax.enable_x64(True):
+        model = QNN(4, 2, dtype="complex128")
+        got = noise_study.train_noisy_batch(model, setting, sets, *sets[0], cfg, seeds=[1, 2, 3])
+        for (x, y), seed, (p, final) in zip(sets, [1, 2, 3], got):
+            want, want_final = train_noisy(model, setting, x, y, *sets[0], cfg, seed=seed)
+            np.testing.assert_allclose(np.asarray(p), np.asarray(want), atol=1e-12)
+            assert final == pytest.approx(want_final, abs=1e-12)
+    model = QNN(4, 2)
+    for s in (setting, Setting("shots", 20)):
+        three = noise_study.train_noisy_batch(model, s, sets, *sets[0], cfg, seeds=[1, 2, 3])
+        two = noise_study.train_noisy_batch(model, s, sets[:0:-1], *sets[0], cfg, seeds=[3, 2])
+        one = noise_study.train_noisy_batch(model, s, sets[1:2], *sets[0], cfg, seeds=[2])
+        np.testing.assert_array_equal(np.asarray(three[1][0]), np.asarray(two[1][0]))
+        np.testing.assert_array_equal(np.asarray(three[1][0]), np.asarray(one[0][0]))
+        np.testing.assert_array_equal(np.asarray(three[2][0]), np.asarray(two[0][0]))
+        assert three[1][1] == one[0][1]
+    with pytest.raises(ParameterError, match="one seed per training set"):
+        noise_study.train_noisy_batch(model, setting, sets, *sets[0], cfg, seeds=[1])
+    with pytest.raises(ParameterError, match="at most BATCH_RUNS"):
+        noise_study.train_noisy_batch(model, setting, sets * 4, *sets[0], cfg, seeds=list(range(12)))
+    with pytest.raises(ParameterError, match="same size"):
+        noise_study.train_noisy_batch(model, setting, [sets[0], toy_set(10, 4, 1)], *sets[0], cfg, seeds=[1, 2])
+
+
+def test_distinct_inputs_are_the_inputs():
+    """A batch computes each distinct state's Pauli vectors once: the same bits as each set's."""
+    from qmu_core.noise import NoiseModel
+    from qmu_core.pauli import PauliQNN
+
+    sim = PauliQNN(QNN(8, 1), NoiseModel(depolarizing=0.01))
+    assert not sim.whole_register  # Pauli vectors, not the states
+    x, _ = toy_set(10, 8, seed=4)
+    sets = [x[[3, 1, 0, 2, 5]], x[[0, 1, 2]], x[4:]]
+    for got, xs in zip(noise_study.distinct_inputs(sim, sets), sets):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(sim.inputs(xs)))
+
+
+@pytest.mark.parametrize("n_qubits, depth, noise", [(4, 2, {"depolarizing": 0.03}),
+                                                     (8, 1, {"amplitude_damping": 0.05, "readout": 0.1})])
+def test_hessian_trace_by_parameter_shifts_equals_autodiff(n_qubits, depth, noise):
+    """The shift-rule trace against the trace of jax.hessian of the same noisy loss (float64),
+    on a whole register and on a light cone smaller than the register."""
+    from qmu_core.noise import NoiseModel
+    from qmu_core.pauli import PauliQNN
+    from qmu_core.qnn import OUTPUT_SCALE
+    from qmu_core.training import bce_from_logits
+
+    x, y = toy_set(12, n_qubits, seed=6)
+    with jax.enable_x64(True):
+        model = QNN(n_qubits, depth, dtype="complex128")
+        sim = PauliQNN(model, NoiseModel(**noise))
+        params = jax.random.uniform(jax.random.PRNGKey(2), model.param_shape, jax.numpy.float64, 0, 2 * np.pi)
+        r, yj = sim.inputs(x), jax.numpy.asarray(y)
+
+        def loss(v):
+            return jax.numpy.mean(bce_from_logits(OUTPUT_SCALE * sim.expectation(v.reshape(model.param_shape), r), yj))
+
+        want = float(jax.numpy.trace(jax.hessian(loss)(params.reshape(-1))))
+        got = noise_study.hessian_trace(sim, params, x, y)
+    assert got == pytest.approx(want, rel=1e-10, abs=1e-12)
+    assert abs(want) > 1e-3
+
+
+def test_runs_are_batched_by_key():
+    mk = lambda ds, s, c, a, k: Run(ds, Setting(*s), c, a, k, epoch_scale=0.01)
+    runs = ([mk("xxz", ("depolarizing", 0.01), "label_flip", a, k) for a in (0.0, 0.5) for k in range(6)]
+            + [mk("xxz", ("shots", 100), "label_flip", 0.0, 0), mk("mnist", ("depolarizing", 0.01), "label_flip", 0.0, 0),
+               mk("mnist", ("depolarizing", 0.01), "label_flip", 0.1, 0)])
+    runs.append(mk("xxz", ("depolarizing", 0.01), "feature_random", 0.2, 0))
+    got = noise_study.batches(runs, list(range(len(runs))))
+    assert sorted(map(len, got)) == [1, 1, 1, 3, 10]  # BATCH_RUNS = 10
+    assert sorted(i for g in got for i in g) == list(range(len(runs)))
+    for g in got:
+        assert len({runs[i].program() for i in g}) == 1
+    assert runs[0].kernel == noise_study.KERNEL_BATCHED and runs[14].kernel == noise_study.KERNEL
+    with pytest.raises(ParameterError, match="share one training program"):
+        noise_study.compute_batch([runs[0], runs[12]])
+    # a batch of both corruptions: each record is the record of the run computed alone
+    pair = noise_study.compute_batch([runs[15], runs[0]])
+    assert pair[0]["corruption"] == "feature_random" and pair[1]["corruption"] == "label_flip"
+    for rec, r in zip(pair, (runs[15], runs[0])):
+        alone = noise_study.compute(r)
+        assert {k: v for k, v in rec.items() if k != "seconds"} == {k: v for k, v in alone.items() if k != "seconds"}
+
+
 def test_one_xxz_run_record():
     r = Run("xxz", Setting("depolarizing", 0.01), "label_flip", 0.5, 0, epoch_scale=0.005)
     rec = noise_study.compute(r)
