@@ -174,8 +174,7 @@ def sweep_rows(sweeps: pd.DataFrame, depths: dict[str, int]) -> pd.DataFrame:
 def tidy(noisy: pd.DataFrame, depth_rows: pd.DataFrame) -> pd.DataFrame:
     """``results/noise.csv``: every run of the chapter, one row per (study, dataset, noise,
     level, shots, depth, corruption, alpha, run), with the simulation that trained it."""
-    a = noisy.assign(study="noise", kernel=[noise_study.KERNEL_BATCHED if d in noise_study.BATCHED
-                                            else noise_study.KERNEL for d in noisy["dataset"]])
+    a = noisy.assign(study="noise", kernel=noisy["dataset"].map(noise_study.kernel_of))
     b = depth_rows.assign(study="noiseless sweeps", kernel="adjoint (resilience sweeps)")
     return pd.concat([a, b], ignore_index=True)[["study", "kernel", *noise_study.RESULT_COLUMNS]]
 

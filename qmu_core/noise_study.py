@@ -50,11 +50,18 @@ KERNEL_BATCHED = "pauli-ptm-v2-vmap10"
 #: the datasets whose runs are trained in batches of :data:`BATCH_RUNS` runs of one setting
 #: (both corruptions, every alpha and run; :func:`train_noisy_batch`). On a CPU core the XXZ
 #: QNN's 7-qubit light cone (4^7 floats) leaves the core waiting between small operations,
-#: and a batch fills it: 0.88 s per run instead of 1.73 s (benchmarks/results/
+#: and a batch fills it: 0.85 s per run instead of 1.79 s (benchmarks/results/
 #: noise_batched.json). The MNIST QNN's steps already fill the core (4^10 floats per
 #: tensor): one run at a time.
 BATCHED = ("xxz",)
 BATCH_RUNS = 10
+
+
+def kernel_of(dataset_name: str) -> str:
+    """The simulation (part of the cache key) that trains the runs of ``dataset_name``."""
+    return KERNEL_BATCHED if dataset_name in BATCHED else KERNEL
+
+
 KINDS = ("noiseless", "depolarizing", "amplitude_damping", "readout", "shots")
 #: the issue's levels: p (depolarising), gamma (damping), e (readout), shots per <Z>
 DEFAULT_LEVELS = {"depolarizing": (1e-3, 5e-3, 1e-2), "amplitude_damping": (1e-3, 1e-2),
@@ -189,7 +196,7 @@ class Run:
 
     @property
     def kernel(self) -> str:
-        return KERNEL_BATCHED if self.dataset in BATCHED else KERNEL
+        return kernel_of(self.dataset)
 
     def key(self) -> str:
         spec = self.spec

@@ -186,6 +186,21 @@ def test_runs_are_batched_by_key():
         assert {k: v for k, v in rec.items() if k != "seconds"} == {k: v for k, v in alone.items() if k != "seconds"}
 
 
+def test_batches_on_dask_workers_give_the_in_process_records(tmp_path, monkeypatch):
+    """run_all: batches sent to two local Dask workers (worker.compute_task with a list of runs)
+    give the records computed in this process, and are read back from the cache."""
+    runs = [Run("xxz", Setting("depolarizing", 0.01), c, a, 0, epoch_scale=0.005)
+            for c, a in (("label_flip", 0.0), ("feature_random", 0.5))] + [
+        Run("xxz", Setting("readout", 0.05), "label_flip", 0.5, 0, epoch_scale=0.005)]
+    tables = {}
+    for workers in (2, 1):
+        monkeypatch.setenv("QMU_CACHE_DIR", str(tmp_path / f"w{workers}"))
+        tables[workers] = noise_study.run_all(runs, progress=False, workers=workers).drop(columns="seconds")
+    pd.testing.assert_frame_equal(tables[2], tables[1])
+    again = noise_study.run_all(runs, progress=False, workers=1).drop(columns="seconds")
+    pd.testing.assert_frame_equal(again, tables[1])
+
+
 def test_one_xxz_run_record():
     r = Run("xxz", Setting("depolarizing", 0.01), "label_flip", 0.5, 0, epoch_scale=0.005)
     rec = noise_study.compute(r)
