@@ -54,8 +54,19 @@ def _timed(f):
     return out, time.perf_counter() - t
 
 
+def _torch_run(ds, spec, alpha: float, run: int) -> dict:
+    """One run in PyTorch (training.train): the path this benchmark compares. The sweeps now
+    train their MLP runs in JAX batches instead (benchmarks/mlp_batched.py)."""
+    from qmu_core import sweep, training
+
+    cs = sweep._corrupted(ds, spec, alpha, run)
+    _, _, hist = training.train(spec.model, cs.x, cs.y, ds.x_val, ds.y_val, spec.cfg,
+                                seed=sweep._train_seed(ds, spec, alpha, run))
+    return hist.final
+
+
 def resilience_run(ds, corruption: str, label: str) -> dict:
-    from qmu_core import resilience, sweep
+    from qmu_core import resilience
 
     spec = next(s for s in resilience.resilience_specs(ds.name, alphas=(ALPHA,), n_runs=RUNS,
                                                         corruptions=(corruption,)) if s.model.kind == "mlp")
@@ -65,9 +76,9 @@ def resilience_run(ds, corruption: str, label: str) -> dict:
         for path in ("old", "new"):
             if path == "old":
                 with full_width():
-                    rec, s = _timed(lambda: sweep.run_one(ds, spec, ALPHA, r))
+                    rec, s = _timed(lambda: _torch_run(ds, spec, ALPHA, r))
             else:
-                rec, s = _timed(lambda: sweep.run_one(ds, spec, ALPHA, r))
+                rec, s = _timed(lambda: _torch_run(ds, spec, ALPHA, r))
             t[path] += s
             row[path] = {k: rec[k] for k in ("train_acc", "val_acc")} | {"seconds": round(s, 2)}
         rows.append(row)

@@ -21,10 +21,11 @@ Where the runs are computed:
 
 A run's numbers do not depend on where it ran. The workers compute on one thread each
 (:func:`qmu_core.worker.single_thread_env`), this process with its own settings, and both
-give the same bits: the MLP always trains on one thread (``training.MLP_THREADS``), the QNN
-kernel adds its chunks in a fixed order whatever its number of threads, and XLA's threads
-do not change the results of the few operations left to it. tests/test_sweeps.py checks it
-on the test sweeps, ``benchmarks/parallel_sweeps.py`` on 20 paper-sized MNIST trainings.
+give the same bits: the QNN kernel adds its chunks in a fixed order whatever its number of
+threads, and XLA's threads do not change the results of the MLP batches' programs
+(:mod:`qmu_core.mlp_batched`; paper-sized XXZ batches compared bitwise) or of the few
+operations left to it in the QNN runs. tests/test_sweeps.py checks it on the test sweeps,
+``benchmarks/parallel_sweeps.py`` on 20 paper-sized MNIST trainings.
 
 :func:`compute_cached` does the same for tasks that are not sweeps (the unlearning chapters'
 tasks, the landscape chapter's runs): cache first, the rest in this process or on the same

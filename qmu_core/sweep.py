@@ -25,13 +25,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import batched, paths
+from . import batched, mlp_batched, paths
 from .config import ModelSpec, TrainConfig
 from .corruption import CORRUPTIONS, CorruptedSet, corrupt_dataset
-from .data import Dataset
+from .data import Dataset, as_real_features
 from .io import atomic_write_text, sha256_bytes
 from .qnn import QNN
-from .training import MLP_OPTIMIZER, History, qnn_kernel_name, train
+from .training import History, active_inputs, qnn_kernel_name, train
 from .validation import check_alpha, check_choice, check_int
 
 
@@ -87,7 +87,7 @@ def cache_key(ds: Dataset, spec: SweepSpec) -> str:
     if spec.model.kind == "qnn":
         fields["kernel"] = qnn_sweep_kernel()
     elif spec.model.kind == "mlp":
-        fields["optimizer"] = MLP_OPTIMIZER
+        fields["optimizer"] = mlp_batched.KERNEL
     elif spec.model.kind in IMAGE_FAMILIES and TORCH_KERNEL[spec.model.kind] is not None:
         fields["kernel"] = TORCH_KERNEL[spec.model.kind]  # no name: the reference arithmetic, as first cached
     key = json.dumps({"data": _fingerprint(ds), **fields}, sort_keys=True, default=str)
@@ -192,9 +192,17 @@ def _batched_qnn(spec: SweepSpec) -> bool:
     return spec.model.kind == "qnn" and qnn_sweep_kernel() == batched.KERNEL
 
 
+def batch_runs(spec: SweepSpec) -> int:
+    """How many runs of ``spec`` train as one program: :data:`mlp_batched.BATCH_RUNS` for the
+    MLP (always), :data:`batched.BATCH_RUNS` for the QNN on an accelerator, else 1."""
+    if spec.model.kind == "mlp":
+        return mlp_batched.BATCH_RUNS
+    return batched.BATCH_RUNS if _batched_qnn(spec) else 1
+
+
 def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
     """Corrupt, train, and report the final metrics of one (alpha, run)."""
-    if _batched_qnn(spec):  # on an accelerator, as its cache key says: a batch of one (padded)
+    if batch_runs(spec) > 1:  # trained as its cache key says: a batch of one (padded)
         return run_batch(ds, spec, [(alpha, run)])[0]
     cs = _corrupted(ds, spec, alpha, run)
     t0 = time.perf_counter()
@@ -204,33 +212,48 @@ def run_one(ds: Dataset, spec: SweepSpec, alpha: float, run: int) -> dict:
 
 
 def run_batch(ds: Dataset, spec: SweepSpec, items) -> list[dict]:
-    """The QNN runs ``items`` [(alpha, run), ...] (at most :data:`batched.BATCH_RUNS`) of
-    ``spec`` trained as one program (:func:`qmu_core.batched.train_qnn_batched`); their
-    records, each with its share of the batch's time as ``seconds``."""
-    check_choice("model", spec.model.kind, ("qnn",))
-    check_int("len(items)", len(items), min=1, max=batched.BATCH_RUNS)
+    """The runs ``items`` [(alpha, run), ...] (at most :func:`batch_runs`) of an MLP sweep
+    (:func:`qmu_core.mlp_batched.train_mlp_batched`) or of a QNN sweep on an accelerator
+    (:func:`qmu_core.batched.train_qnn_batched`), trained as one program; their records, each
+    with its share of the batch's time as ``seconds``. MLP runs are trained in groups of equal
+    active inputs (a feature-randomised set at alpha = 0 has fewer than the others), each
+    group its own padded program, so a run's numbers do not depend on the other items."""
+    check_choice("model", spec.model.kind, ("qnn", "mlp"))
+    check_int("len(items)", len(items), min=1, max=batch_runs(spec))
     sets = [_corrupted(ds, spec, a, r) for a, r in items]
-    m = spec.model
-    model = QNN(ds.n_qubits, m.depth, m.rotations, m.entangler, dtype=spec.dtype)
+    seeds = [_train_seed(ds, spec, a, r) for a, r in items]
     t0 = time.perf_counter()
-    _, hists = batched.train_qnn_batched(
-        model, np.stack([cs.x for cs in sets]), np.stack([cs.y for cs in sets]), ds.x_val, ds.y_val,
-        spec.cfg, [_train_seed(ds, spec, a, r) for a, r in items], pad_to=batched.BATCH_RUNS)
+    if spec.model.kind == "mlp":
+        groups: dict[bytes, list[int]] = {}
+        for k, cs in enumerate(sets):
+            groups.setdefault(active_inputs(as_real_features(cs.x)).tobytes(), []).append(k)
+        hists = [None] * len(items)
+        for ks in groups.values():
+            for k, h in zip(ks, mlp_batched.train_mlp_batched(
+                    spec.model.hidden, [sets[k].x for k in ks], np.stack([sets[k].y for k in ks]),
+                    ds.x_val, ds.y_val, spec.cfg, [seeds[k] for k in ks])):
+                hists[k] = h
+    else:
+        m = spec.model
+        model = QNN(ds.n_qubits, m.depth, m.rotations, m.entangler, dtype=spec.dtype)
+        _, hists = batched.train_qnn_batched(
+            model, np.stack([cs.x for cs in sets]), np.stack([cs.y for cs in sets]), ds.x_val, ds.y_val,
+            spec.cfg, seeds, pad_to=batched.BATCH_RUNS)
     share = (time.perf_counter() - t0) / len(items)
     return [_record(ds, spec, a, r, cs, h, share) for (a, r), cs, h in zip(items, sets, hists)]
 
 
 def task_groups(spec: SweepSpec, items: list) -> list[list]:
-    """How the missing runs ``items`` of ``spec`` are cut into tasks: one run per task, or
-    batches of :data:`batched.BATCH_RUNS` for QNN sweeps on an accelerator."""
-    size = batched.BATCH_RUNS if _batched_qnn(spec) else 1
+    """How the missing runs ``items`` of ``spec`` are cut into tasks: batches of
+    :func:`batch_runs` runs (one run per task where that is 1)."""
+    size = batch_runs(spec)
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def compute_runs(ds: Dataset, spec: SweepSpec, items) -> list[dict]:
     """The records of the runs ``items`` [(alpha, run), ...], computed in this process (one
     task of :func:`qmu_core.parallel.run_sweeps`, cut by :func:`task_groups`)."""
-    if _batched_qnn(spec):
+    if batch_runs(spec) > 1:
         return [rec for g in task_groups(spec, list(items)) for rec in run_batch(ds, spec, g)]
     return [run_one(ds, spec, a, r) for a, r in items]
 
