@@ -3,8 +3,8 @@
 A sweep task now trains 10 MLP runs as one XLA program (:mod:`qmu_core.mlp_batched`,
 ``sweep.run_batch``); before, each run was its own PyTorch training
 (:func:`qmu_core.training.train`, fused Adam, narrow first layer). Same algorithm, other
-float32 rounding. This script times, in one process on one thread as a sweep worker does
-(XLA, torch and BLAS single-threaded), one task's 10 runs of the resilience sweeps (alpha 0.2
+float32 rounding. This script times, in one process pinned to one core as a sweep worker
+has one (XLA, torch and BLAS single-threaded), one task's 10 runs of the resilience sweeps (alpha 0.2
 and 0.3, 5 runs each, the sweep's own corrupted sets and seeds) both ways:
 
 * the XXZ MLP [64, 16] (400 epochs, batch 32) under label flipping in both gauges, and under
@@ -25,6 +25,10 @@ import os
 from qmu_core.worker import single_thread_env
 
 os.environ.update(single_thread_env())  # before JAX, torch and numpy start their thread pools
+# and on one core: XLA still runs a few threads of its own (measured: 33 s of CPU in 21 s of
+# wall-clock time for 10 feature-randomised XXZ runs), so an unpinned timing would credit
+# the new path with a second core that a worker on a busy machine does not have
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -80,7 +84,7 @@ def main() -> None:
 
     res = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-           "torch": torch.__version__, "jax": jax.__version__, "threads": 1, "kernel_new": mlp_batched.KERNEL,
+           "torch": torch.__version__, "jax": jax.__version__, "threads": 1, "pinned_to_cores": sorted(os.sched_getaffinity(0)), "kernel_new": mlp_batched.KERNEL,
            "load_average_1_5_15_start": [round(x, 2) for x in os.getloadavg()],
            "setting": {"items": ITEMS}, "cases": []}
     xf, xr, mn = data.xxz(gauge="fixed"), data.xxz(gauge="random_phase"), data.mnist_1v9()

@@ -147,7 +147,9 @@ def plot_capacity(per_run: pd.DataFrame, what: str = "val"):
             s = d[d.model_label == m].groupby("alpha")[f"{what}_acc"].agg(["mean", "min", "max"])
             x = s.index.to_numpy() + 0.008 * (k - (len(labels) - 1) / 2)
             col = cmap(k / max(1, len(labels) - 1) * 0.85)
-            ax.errorbar(x, s["mean"], yerr=[s["mean"] - s["min"], s["max"] - s["mean"]], fmt="-o", ms=3,
+            # clipped: the mean of equal runs can round one ulp past them (matplotlib refuses < 0)
+            yerr = np.clip([s["mean"] - s["min"], s["max"] - s["mean"]], 0.0, None)
+            ax.errorbar(x, s["mean"], yerr=yerr, fmt="-o", ms=3,
                         lw=1.3, elinewidth=0.8, capsize=1.5, color=col, label=m)
         ax.set_title(f"{title}: {'validation' if what == 'val' else 'training'}", fontsize=9)
         ax.set_xlabel(r"noise ratio $\alpha$")

@@ -35,7 +35,7 @@ from .validation import ParameterError, check_choice, check_int, check_sequence
 # Runs per program. A batch with fewer runs is padded to this size by repeating its last run,
 # so that every program has the same shapes and a run's numbers do not depend on which other
 # runs share its batch (float32 rounding depends on the batch size, as measured for the noise
-# chapter's batches). 10 runs: 0.17 s per XXZ run on one core, as fast per run as 25.
+# chapter's batches). 10 runs: as fast per XXZ run as 25 (measured).
 BATCH_RUNS = 10
 # Part of the sweep cache key of the MLP runs (qmu_core.sweep.cache_key): runs trained this
 # way round differently from train_mlp's (training.MLP_OPTIMIZER).
