@@ -39,17 +39,9 @@ OUT = Path(__file__).resolve().parent / "results" / "mlp_batched.json"
 ITEMS = [(a, r) for a in (0.2, 0.3) for r in range(5)]
 
 
-def torch_run(ds, spec, alpha: float, run: int) -> dict:
-    """One run as the sweeps trained it before: corrupt, then training.train (PyTorch)."""
-    from qmu_core import sweep, training
-
-    cs = sweep._corrupted(ds, spec, alpha, run)
-    _, _, hist = training.train(spec.model, cs.x, cs.y, ds.x_val, ds.y_val, spec.cfg,
-                                seed=sweep._train_seed(ds, spec, alpha, run))
-    return hist.final
-
-
 def case(ds, corruption: str, label: str) -> dict:
+    from mlp_speed import torch_run  # benchmarks/ is this script's directory
+
     from qmu_core import resilience, sweep
 
     spec = next(s for s in resilience.resilience_specs(ds.name, corruptions=(corruption,)) if s.model.kind == "mlp")

@@ -54,9 +54,9 @@ def _timed(f):
     return out, time.perf_counter() - t
 
 
-def _torch_run(ds, spec, alpha: float, run: int) -> dict:
-    """One run in PyTorch (training.train): the path this benchmark compares. The sweeps now
-    train their MLP runs in JAX batches instead (benchmarks/mlp_batched.py)."""
+def torch_run(ds, spec, alpha: float, run: int) -> dict:
+    """One run as the sweeps trained it before their JAX batches (benchmarks/mlp_batched.py,
+    which imports it): corrupt, then training.train (PyTorch)."""
     from qmu_core import sweep, training
 
     cs = sweep._corrupted(ds, spec, alpha, run)
@@ -76,9 +76,9 @@ def resilience_run(ds, corruption: str, label: str) -> dict:
         for path in ("old", "new"):
             if path == "old":
                 with full_width():
-                    rec, s = _timed(lambda: _torch_run(ds, spec, ALPHA, r))
+                    rec, s = _timed(lambda: torch_run(ds, spec, ALPHA, r))
             else:
-                rec, s = _timed(lambda: _torch_run(ds, spec, ALPHA, r))
+                rec, s = _timed(lambda: torch_run(ds, spec, ALPHA, r))
             t[path] += s
             row[path] = {k: rec[k] for k in ("train_acc", "val_acc")} | {"seconds": round(s, 2)}
         rows.append(row)

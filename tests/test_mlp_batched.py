@@ -18,7 +18,7 @@ from qmu_core.config import ModelSpec, TrainConfig
 from qmu_core.corruption import corrupt_dataset
 from qmu_core.mlp import MLP
 from qmu_core.sweep import SweepSpec
-from qmu_core.training import active_inputs
+from qmu_core.training import _widen, active_inputs
 from qmu_core.validation import ParameterError
 
 HIDDEN = (8, 4)
@@ -62,12 +62,8 @@ def torch_float64_training(x, y, x_val, y_val, cfg: TrainConfig, seed: int):
             opt.zero_grad()
             loss.backward()
             opt.step()
+        _widen(net, small, cols)
         with torch.no_grad():
-            for a, b in zip(small.parameters(), net.parameters()):
-                if a.shape != b.shape:
-                    b[:, torch.from_numpy(cols)] = a
-                else:
-                    b.copy_(a)
             zt, zv = net.logits(xf), net.logits(xv)
             bce = torch.nn.functional.binary_cross_entropy_with_logits
             out.append((bce(zt, yt).item(), ((zt > 0).double() == yt).double().mean().item(),
