@@ -17,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from qmu_core import cpu_isa  # noqa: E402  (imports nothing numerical)
+
+# before anything loads numpy, jax or torch here; the nbval kernels inherit it (see cpu_isa)
+cpu_isa.pin()
+
 # debugpy (loaded by ipykernel) prints a warning about frozen modules at every kernel start
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
@@ -42,6 +47,25 @@ print("points", n_points, "flag", flag, "alphas", list(alphas), "label", label)
 if out is not None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "synthetic.csv").write_text("n_points\\n%d\\n" % n_points)'''
+
+
+def pytest_report_header(config):
+    """The CPU and the pinned kernels: nbval baselines are compared bit for bit on printed numbers."""
+    from qmu_core.book.timings import machine_description
+
+    return [f"cpu: {machine_description()}", f"pinned kernels: {cpu_isa.describe()}",
+            f"nbval baselines recorded on: {baseline_machines()}"]
+
+
+def baseline_machines() -> str:
+    """The machines the nbval baselines say they were executed on (their notebook metadata)."""
+    import json
+
+    seen = {}
+    for nb in sorted((ROOT / "tests" / "nbval").glob("*.ipynb")):
+        meta = json.loads(nb.read_text(encoding="utf-8")).get("metadata", {}).get("qmu", {})
+        seen.setdefault(meta.get("recorded_on", "not recorded"), []).append(nb.stem)
+    return "; ".join(f"{m} ({', '.join(v)})" for m, v in seen.items())
 
 
 def make_synthetic_notebook(path: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 
-from .. import paths
+from .. import cpu_isa, paths
 from ..io import atomic_write_text
 from .build import build_book, toc_chapters
 from .cells import present_parameters, staleness, strip_execution_metadata, with_new_prose
@@ -147,11 +147,17 @@ def make_baselines(names: Sequence[str] | None = None, *, loc: Locations | None 
                   "its ci execution writes them to the usual place", file=sys.stderr)
         check_values(ch, params, ci)
         planned.append((name, ci))
+    cpu_isa.pin()  # the kernels inherit it, as nbval's do under tests/conftest.py
+
+    def finish(nb, seconds):
+        strip_execution_metadata(nb)
+        nb.metadata["qmu"] = {"recorded_on": machine_description(), "pinned": cpu_isa.describe()}
+
     written = []
     for name, ci in planned:
         dest = out_dir / CHAPTERS[name].notebook
         seconds = execute_atomically(name, loc.notebooks / CHAPTERS[name].notebook, dest, ci, out_dir,
-                                     progress, lambda nb, seconds: strip_execution_metadata(nb))
+                                     progress, finish)
         print(f"{name}: baseline executed in {human_seconds(seconds)} -> {shown(dest)}", file=sys.stderr)
         written.append(dest)
     return written
