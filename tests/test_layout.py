@@ -19,7 +19,7 @@ PACKAGE = paths.PACKAGE_DIR
 MAX_LINES = 550
 #: what the pipeline may import from the package outside book/ (science comes in only
 #: through the registry's lazily imported parameter classes)
-INFRASTRUCTURE = {"paths", "io", "validation"}
+INFRASTRUCTURE = {"paths", "io", "validation", "cpu_isa"}
 
 
 def _modules(folder: Path) -> list[Path]:

@@ -146,6 +146,23 @@ def test_killed_worker_loses_no_finished_run(ds, serial, cache, monkeypatch):
     assert all(sweep.read_entry(f, {})[0] is not None for f in cache_files(ds, specs()[0]))
 
 
+def test_local_workers_keep_glibcs_dynamic_malloc(monkeypatch):
+    """Dask's nanny would start the workers with MALLOC_TRIM_THRESHOLD_=65536 (and leak it into
+    this process), which makes every large buffer a fresh mmap (benchmarks/worker_malloc.py:
+    a ResNet run 2.2-2.6x slower); the local cluster unsets it, in the workers and here."""
+    from distributed import Client
+
+    trim = "MALLOC_TRIM_THRESHOLD_"
+    monkeypatch.delenv(trim, raising=False)
+    with parallel.local_cluster(1) as cluster, Client(cluster) as client:
+        assert list(client.run(os.environ.get, trim).values()) == [None]
+    assert trim not in os.environ
+    monkeypatch.setattr(parallel, "KEEP_GLIBC_MALLOC", {})  # Dask's own default, for contrast
+    with parallel.local_cluster(1) as cluster, Client(cluster) as client:
+        assert list(client.run(os.environ.get, trim).values()) == ["65536"]
+    assert os.environ.get(trim) == "65536"  # monkeypatch removes it again
+
+
 # ----------------------------------------------------------------------------- the cache
 def test_tampered_cache_entries_are_reported_and_recomputed(ds, cache):
     spec = SweepSpec(ModelSpec("mlp", hidden=(8, 4)), "label_flip", (0.0, 0.4), 3, CFG)
