@@ -93,12 +93,12 @@ def main() -> None:
            "note": "one worker, one thread; each side warmed up by one run of the same spec first; "
                    "old = Dask's MALLOC_TRIM_THRESHOLD_=65536, new = unset (glibc's default)", "cases": []}
     for name, ds, spec, items in cases():
-        row = {"what": f"{name} on a Dask worker"}
+        row, recs = {"what": f"{name} on a Dask worker"}, {}
         for side, default in (("dask_default", True), ("qmu", False)):
             r = on_worker(default, ds, spec, items)
             row[side] = {k: v for k, v in r.items() if k != "records"}
-            row[f"_{side}_records"] = [{k: v for k, v in rec.items() if k != "seconds"} for rec in r["records"]]
-        a, b = row.pop("_dask_default_records"), row.pop("_qmu_records")
+            recs[side] = [{k: v for k, v in rec.items() if k != "seconds"} for rec in r["records"]]
+        a, b = recs["dask_default"], recs["qmu"]
         same = json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)  # as text: NaN losses, NaN != NaN
         diff = max(abs(x["val_acc"] - y["val_acc"]) for x, y in zip(a, b))
         row |= {"seconds_old": row["dask_default"]["wall_s"], "seconds_new": row["qmu"]["wall_s"],

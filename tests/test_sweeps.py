@@ -158,9 +158,12 @@ def test_local_workers_keep_glibcs_dynamic_malloc(monkeypatch):
         assert list(client.run(os.environ.get, trim).values()) == [None]
     assert trim not in os.environ
     monkeypatch.setattr(parallel, "KEEP_GLIBC_MALLOC", {})  # Dask's own default, for contrast
-    with parallel.local_cluster(1) as cluster, Client(cluster) as client:
-        assert list(client.run(os.environ.get, trim).values()) == ["65536"]
-    assert os.environ.get(trim) == "65536"  # monkeypatch removes it again
+    try:
+        with parallel.local_cluster(1) as cluster, Client(cluster) as client:
+            assert list(client.run(os.environ.get, trim).values()) == ["65536"]
+        assert os.environ.get(trim) == "65536"
+    finally:  # the nanny set it here: later clusters of the session would inherit it
+        os.environ.pop(trim, None)
 
 
 # ----------------------------------------------------------------------------- the cache
