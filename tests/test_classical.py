@@ -31,6 +31,37 @@ def test_seed_matters_for_the_randomised_models(small):
     assert r[0] != r[1]
 
 
+def test_the_fit_runs_on_one_blas_thread_and_restores_the_count(small, monkeypatch):
+    # the RFF model's liblinear solve gives other accuracies with 2 OpenBLAS threads than with
+    # 1 (seen on an AMD EPYC), so a fit in the notebook's process must use the one thread a
+    # worker has; the caller's own count comes back afterwards
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    seen, make = [], classical._sklearn_model
+
+    class Watched:
+        def __init__(self, model):
+            self.model = model
+
+        def fit(self, x, y):
+            seen.append(blas_threads())
+            self.model.fit(x, y)
+            return self
+
+        def predict(self, x):
+            return self.model.predict(x)
+
+    monkeypatch.setattr(classical, "_sklearn_model", lambda spec, seed: Watched(make(spec, seed)))
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        classical.fit_evaluate(classical.ClassicalSpec("rff", "alternative"), small.x_train,
+                               small.y_train, small.x_val, small.y_val, seed=0)
+        assert seen == [{1}] and blas_threads() == before
+
+
 def test_model_specs_and_sizes():
     m = ModelSpec("rbf_svm", setting="alternative")
     assert m.label == "rbf_svm (C=100)"
