@@ -43,10 +43,12 @@ from .validation import ParameterError, check_alpha, check_choice, check_float, 
 
 #: part of every run's cache key: change it when the arithmetic of a run changes
 VERSION = "noise-v1"
-KERNEL = "pauli-ptm-v2"
+#: v3: the coefficient tensor keeps its axes where each contraction puts them (the values of
+#: the forward pass are those of v2, the gradient's float32 roundings are not)
+KERNEL = "pauli-ptm-v3"
 #: the kernel of the runs trained in batches (:data:`BATCHED`): float32 rounds the batched
 #: program's products otherwise than one run's, so its runs are cached under their own key
-KERNEL_BATCHED = "pauli-ptm-v2-vmap10"
+KERNEL_BATCHED = "pauli-ptm-v3-vmap10"
 #: the datasets whose runs are trained in batches of :data:`BATCH_RUNS` runs of one setting
 #: (both corruptions, every alpha and run; :func:`train_noisy_batch`). On a CPU core the XXZ
 #: QNN's 7-qubit light cone (4^7 floats) leaves the core waiting between small operations,

@@ -76,13 +76,15 @@ def noise_ptm(noise: NoiseModel) -> np.ndarray:
     return t
 
 
-def _apply1(c, t, i: int):
-    return jnp.moveaxis(jnp.tensordot(t, c, axes=([1], [i])), 0, i)
-
-
-def _apply2(c, t, i: int, j: int):
-    c = jnp.tensordot(t.reshape(4, 4, 4, 4), c, axes=([2, 3], [i, j]))
-    return jnp.moveaxis(c, (0, 1), (i, j))
+def _apply(c, axes: list, t, qubits: tuple):
+    """The PTM ``t`` (4^m x 4^m) on the register ``qubits`` of the coefficient tensor ``c``,
+    whose axis i belongs to register qubit ``axes[i]``: (c, axes) after it. The result keeps
+    the transformed axes first, where the contraction puts them, and ``axes`` says so:
+    moving them back costs a transpose of the whole tensor per operation (at 10 qubits that
+    was half of the forward pass)."""
+    m = len(qubits)
+    c = jnp.tensordot(t.reshape((4,) * (2 * m)), c, axes=(list(range(m, 2 * m)), [axes.index(q) for q in qubits]))
+    return c, list(qubits) + [q for q in axes if q not in qubits]
 
 
 def pauli_vectors(rho) -> np.ndarray:
@@ -95,6 +97,97 @@ def pauli_vectors(rho) -> np.ndarray:
     for i in range(k):  # contract qubit i's (ket, bra) pair with P[bra, ket]; the new axis goes last
         t = np.tensordot(t, PAULIS, axes=([1, 1 + k - i], [2, 1]))
     return np.real(t.reshape(n, 4**k))
+
+
+def _blocks(a, b):
+    """One qubit of the map from Pauli coefficients to the matrix O = sum_P c_P P, on the real
+    and imaginary parts ``a``, ``b`` (K, 4, R, B) of the partial result, the qubit's Pauli
+    index second (``b`` None: zero). Each entry becomes its 2 x 2 block ([[I+Z, X-iY],
+    [X+iY, I-Z]]), its ket bit after the earlier kets and its bra bit after the earlier bras:
+    (2K, R, 2B) each; the imaginary part is None when ``b`` is None and not wanted."""
+    k_, _, r_, b_ = a.shape
+    ai, ax, ay, az = (a[:, i] for i in range(4))
+    zero = jnp.zeros_like(ai)
+    if b is None:
+        re = [[ai + az, ax], [ax, ai - az]]
+        im = [[zero, -ay], [ay, zero]]
+    else:
+        bi, bx, by, bz = (b[:, i] for i in range(4))
+        re = [[ai + az, ax + by], [ax - by, ai - az]]
+        im = [[bi + bz, bx - ay], [bx + ay, bi - bz]]
+
+    def place(m):  # m[ket bit][bra bit] of shape (K, R, B) -> (2K, R, 2B)
+        return jnp.stack([jnp.stack(row, axis=-1) for row in m], axis=1).reshape(2 * k_, r_, 2 * b_)
+
+    return place(re), place(im)
+
+
+def _blocks_transposed(ga, gb):
+    """The transpose of :func:`_blocks` (its vector-Jacobian product): cotangents ``ga``,
+    ``gb`` (2K, R, 2B) of the real and imaginary parts (``gb`` None: zero) -> those of the
+    input's, (K, 4, R, B) each."""
+    k2, r_, b2 = ga.shape
+
+    def split(g):  # (2K, R, 2B) -> g[ket bit][bra bit] of shape (K, R, B)
+        g = g.reshape(k2 // 2, 2, r_, b2 // 2, 2)
+        return [[g[:, x, :, :, y] for y in range(2)] for x in range(2)]
+
+    g = split(ga)
+    if gb is None:
+        f = [[None, None], [None, None]]
+        zero = jnp.zeros_like(g[0][0])
+        gai, gaz, gax, gay = g[0][0] + g[1][1], g[0][0] - g[1][1], g[0][1] + g[1][0], zero
+        gbi = gbz = gbx = zero
+    else:
+        f = split(gb)
+        gai, gaz, gax, gay = g[0][0] + g[1][1], g[0][0] - g[1][1], g[0][1] + g[1][0], f[1][0] - f[0][1]
+        gbi, gbz, gbx = f[0][0] + f[1][1], f[0][0] - f[1][1], f[0][1] + f[1][0]
+    gby = g[0][1] - g[1][0]
+    return jnp.stack([gai, gax, gay, gaz], axis=1), jnp.stack([gbi, gbx, gby, gbz], axis=1)
+
+
+@jax.custom_vjp
+def real_matrix(c):
+    """Re O for O = sum_P c_P P, the Pauli strings of k qubits (``c``: (4^k,) real, qubit 0
+    the most significant index, as :meth:`PauliQNN.observable`): (2^k, 2^k). For real
+    amplitudes psi, <psi|O|psi> = psi . Re(O) psi (the MNIST QNN of the noise chapter).
+
+    The same numbers as ``jnp.real(observable)``, bit for bit, and so are the gradients:
+    every entry of a stage, and of its transpose, is a sum of two numbers times 1, -1, i or
+    -i, one rounding either way. A stage is a strided add where the complex contraction of
+    :meth:`PauliQNN.observable` also needs a 20-axis transpose at the end, and the vector-
+    Jacobian product is the transposed stages (autodiff of the slices would pad each slice
+    back to full size): 3-4x faster at 10 qubits (benchmarks/results/noise_observable.json)."""
+    return _real_matrix_fwd(c)[0]
+
+
+def _real_matrix_fwd(c):
+    k = _n_qubits(c.shape[0])
+    a, b = c.reshape(1, 4, 4 ** (k - 1), 1), None
+    for s in range(k):
+        a, b = _blocks(a, b)  # (2K, R, 2B)
+        if s < k - 1:  # the next qubit's Pauli index is the most significant of R
+            a, b = (t.reshape(t.shape[0], 4, t.shape[1] // 4, t.shape[2]) for t in (a, b))
+    return a.reshape(2**k, 2**k), None
+
+
+def _real_matrix_bwd(_, g):
+    k = _n_qubits(g.shape[0] ** 2)
+    ga, gb = g.reshape(2**k, 1, 2**k), None
+    for _ in range(k):
+        ga, gb = _blocks_transposed(ga, gb)  # (K, 4, R, B): the previous stage's (K, 4R, B)
+        ga, gb = (t.reshape(t.shape[0], 4 * t.shape[2], t.shape[3]) for t in (ga, gb))
+    return (ga.reshape(-1),)
+
+
+def _n_qubits(n_paulis: int) -> int:
+    k = int(round(np.log(n_paulis) / np.log(4)))
+    if 4**k != n_paulis:
+        raise ParameterError(f"expected 4^k Pauli coefficients, got {n_paulis}")
+    return k
+
+
+real_matrix.defvjp(_real_matrix_fwd, _real_matrix_bwd)
 
 
 @dataclass(frozen=True)
@@ -180,9 +273,9 @@ class PauliQNN:
                 zz = jnp.exp(-0.5j * params[layer, pair, 3] * jnp.asarray([1.0, -1.0, -1.0, 1.0])).astype(cdt)
                 t = ptm_unitary(jnp.diag(zz), PAULIS2).astype(rdt)
                 t = t @ jnp.kron(pending.pop(a, eye), pending.pop(b, eye))
-                c = _apply2(c, t, axes.index(a), axes.index(b))
+                c, axes = _apply(c, axes, t, (a, b))
         for q, t in pending.items():
-            c = _apply1(c, t, axes.index(q))
+            c, axes = _apply(c, axes, t, (q,))
         missing = [q for q in reg if q not in axes]
         for q in missing:
             c = jnp.tensordot(c, identity, axes=0)
@@ -202,9 +295,9 @@ class PauliQNN:
     def expectation(self, params, r):
         """Noisy <Z_{n-1}> (readout error included) of :meth:`inputs` ``r``: (N,)."""
         if self.whole_register:
-            o = self.observable(params)
             if not jnp.iscomplexobj(r):
-                return jnp.sum((r @ jnp.real(o)) * r, axis=1)
+                return jnp.sum((r @ real_matrix(self.coefficients(params))) * r, axis=1)
+            o = self.observable(params)
             return jnp.real(jnp.einsum("na,ab,nb->n", jnp.conj(r), o, r))
         return r @ self.coefficients(params)
 

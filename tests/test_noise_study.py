@@ -278,6 +278,6 @@ def test_every_glued_key_of_the_prose_is_produced_or_filled():
         if c["cell_type"] == "markdown":
             used |= set(re.findall(r"\{glue:text\}`([^`]+)`", "".join(c["source"])))
     glued_by_the_notebook = {"scale_note", "noise_exec_s", "noise_compute_min", "noise_xxz_run_s", "noise_mnist_run_s",
-                             "noise_mnist_grid_h"}
+                             "noise_mnist_adjoint_run_s", "noise_mnist_grid_h"}
     assert used - glued_by_the_notebook == set(noise_chapter.PROSE_KEYS)
     assert noise_chapter.complete({})["depth_list"] == "n/a"
