@@ -6,7 +6,8 @@ every contraction moved the coefficient tensor's axes back into register order, 
 and a transpose of 20 axes. ``new`` is the current class (``pauli-ptm-v3``): the axes stay
 where each contraction puts them, and Re O comes from :func:`qmu_core.pauli.real_matrix`
 (the same float32 numbers, forward and backward). Both are trained here in one process on
-the same machine and load, each compiled first on the same shapes:
+one thread (the environment of the chapter's workers) on the same machine and load, each
+compiled first on the same shapes:
 
 * one MNIST run of the chapter (depolarising p = 0.01, label flipping, alpha 0.3, run 0;
   D = 6, the paper's 100 epochs of batch 256), alone, as the chapter trains it;
@@ -92,6 +93,10 @@ def old_class():
 
 
 def main() -> None:
+    # one thread, as on the chapter's workers (with XLA's own threads the speed-ups differ)
+    from qmu_core.worker import single_thread_env
+
+    os.environ.update(single_thread_env())
     import jax
     import numpy as np
 
@@ -160,6 +165,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "load_average_1_5_15_end": [round(x, 2) for x in os.getloadavg()],
         "jax": jax.__version__,
+        "threads": 1,
         "kernels": {"old": "pauli-ptm-v2", "new": ns.KERNEL},
         "cases": cases,
     }

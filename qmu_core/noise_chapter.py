@@ -136,14 +136,23 @@ def readings(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+#: the spacing of the alphas of the paper's grid: the tolerance of :func:`verdict`, both ways
+GRID_STEP = 0.1
+
+
 def verdict(row, base) -> str:
-    """Does the plateau survive this setting? 'survives' when the noisy curve stays within the
-    reading's band (0.05) up to at least the noiseless curve's ``flat_until`` minus one grid
-    step and loses at most 0.05 more by alpha = 0.4 than the noiseless curve; else 'shrinks'
-    (or 'widens' when it stays flat further than the noiseless one)."""
-    if row.flat_until > base.flat_until + 1e-9:
+    """Does the plateau survive this setting? 'widens' when the noisy curve stays within the
+    reading's band (0.05) more than one grid step (0.1) further than the noiseless curve's
+    ``flat_until``; 'survives' when it stays flat up to at least that ``flat_until`` minus one
+    grid step and loses at most 0.05 more by alpha = 0.4 than the noiseless curve; else
+    'shrinks'. One step either way is tolerated because float32 rounding alone moves a
+    reading by a step: when the noise kernel's gradient roundings changed (v2 -> v3), the
+    noiseless XXZ feature-randomisation curve's ``flat_until`` went from 0.8 to 0.9 and the
+    noisy MNIST label-flip curve's from 0.4 to 0.3, nothing else changed: eleven one-step
+    'widens' became 'survives'."""
+    if row.flat_until > base.flat_until + GRID_STEP + 1e-9:
         return "widens"
-    if row.flat_until >= base.flat_until - 0.1 - 1e-9 and row.drop_0_04 <= base.drop_0_04 + 0.05:
+    if row.flat_until >= base.flat_until - GRID_STEP - 1e-9 and row.drop_0_04 <= base.drop_0_04 + 0.05:
         return "survives"
     return "shrinks"
 

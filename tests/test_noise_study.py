@@ -267,6 +267,15 @@ def test_readings_and_verdicts():
     assert t.set_index("noise").loc["depolarizing", "drop_0_04_change"] == pytest.approx(0.4 - 0.03)
 
 
+@pytest.mark.parametrize("flat, drop, want", [(0.9, 0.0, "survives"), (1.0, 0.0, "widens"), (0.7, 0.0, "survives"),
+                                              (0.6, 0.0, "shrinks"), (0.8, 0.2, "shrinks")])
+def test_the_verdict_tolerates_one_grid_step_either_way(flat, drop, want):
+    from types import SimpleNamespace as NS
+
+    base = NS(flat_until=0.8, drop_0_04=0.1)
+    assert noise_chapter.verdict(NS(flat_until=flat, drop_0_04=drop), base) == want
+
+
 def test_every_glued_key_of_the_prose_is_produced_or_filled():
     import json
     import re
