@@ -170,8 +170,8 @@ def test_real_matrix_is_the_real_part_of_the_sum_of_pauli_strings(k):
 
 
 def test_real_matrix_and_its_gradient_equal_the_complex_contraction_bit_for_bit():
-    # the noise chapter's MNIST runs were cached with the complex contraction: the real one
-    # must give the same float32 numbers, forward and backward
+    # real_matrix stands in for PauliQNN.observable's complex contraction on real states and
+    # promises its float32 numbers, forward and backward
     k = 6
     c = jax.random.normal(jax.random.PRNGKey(0), (4**k,), jnp.float32)
     g = jax.random.normal(jax.random.PRNGKey(1), (2**k, 2**k), jnp.float32)
