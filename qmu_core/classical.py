@@ -291,17 +291,16 @@ def fit_evaluate(spec: ClassicalSpec, x_train, y_train, x_val, y_val, seed: int,
     # One BLAS thread as well: OpenBLAS splits a product by its thread count, and the RFF
     # model's liblinear solve (C = 100) lands on other accuracies with 2 threads than with 1,
     # so a run in the notebook's process would differ from the same run on a worker.
-    blas = threadpool_limits(limits=1, user_api="blas")
     try:
-        if spec.family in IMAGE_FAMILIES:
-            net = (_train_torch_reference if reference else _train_torch)(spec, x_train, y_train, seed)
-            cl = channels_last(spec, reference)
-            p_train, p_val = (_torch_predict(net, x, cl) for x in (x_train, x_val))
-        else:
-            m = _sklearn_model(spec, seed).fit(x_train, y_train)
-            p_train, p_val = m.predict(x_train), m.predict(x_val)
+        with threadpool_limits(limits=1, user_api="blas"):
+            if spec.family in IMAGE_FAMILIES:
+                net = (_train_torch_reference if reference else _train_torch)(spec, x_train, y_train, seed)
+                cl = channels_last(spec, reference)
+                p_train, p_val = (_torch_predict(net, x, cl) for x in (x_train, x_val))
+            else:
+                m = _sklearn_model(spec, seed).fit(x_train, y_train)
+                p_train, p_val = m.predict(x_train), m.predict(x_val)
     finally:
-        blas.restore_original_limits()
         torch.set_num_threads(threads)
     return {"train_acc": float(np.mean(p_train == y_train)), "val_acc": float(np.mean(p_val == y_val))}
 
