@@ -186,6 +186,22 @@ def test_runs_are_batched_by_key():
         assert {k: v for k, v in rec.items() if k != "seconds"} == {k: v for k, v in alone.items() if k != "seconds"}
 
 
+def test_a_task_holds_every_run_of_a_program_and_computes_its_batches_in_turn():
+    mk = lambda s, c, a, k, ds="xxz": Run(ds, Setting(*s), c, a, k, epoch_scale=0.005)  # noqa: E731
+    runs = ([mk(("depolarizing", 0.01), c, a, k) for c in ("label_flip", "feature_random") for a in (0.0, 0.5)
+             for k in range(3)] + [mk(("shots", 100), "label_flip", 0.0, 0),
+                                   mk(("depolarizing", 0.01), "label_flip", 0.0, 0, ds="mnist")])
+    tasks = noise_study.task_groups(runs, list(range(len(runs))))
+    assert sorted(map(len, tasks)) == [1, 1, 12]
+    assert sorted(i for g in tasks for i in g) == list(range(len(runs)))
+    group = [runs[i] for i in max(tasks, key=len)]
+    strip = lambda recs: [{k: v for k, v in r.items() if k != "seconds"} for r in recs]  # noqa: E731
+    # 12 runs: a batch of 10, then one of 2 (filled up to 10), the records of those batches
+    got = strip(noise_study.compute_group(group))
+    assert got == strip(noise_study.compute_batch(group[:10]) + noise_study.compute_batch(group[10:]))
+    assert [(r["corruption"], r["alpha"], r["run"]) for r in got] == [(r.corruption, r.alpha, r.run) for r in group]
+
+
 def test_batches_on_dask_workers_give_the_in_process_records(tmp_path, monkeypatch):
     """run_all: batches sent to two local Dask workers (worker.compute_task with a list of runs)
     give the records computed in this process, and are read back from the cache."""
