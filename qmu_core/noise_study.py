@@ -485,13 +485,9 @@ def batches(runs: list[Run], todo: list[int]) -> list[list[int]]:
 
 
 def task_groups(runs: list[Run], todo: list[int]) -> list[list[int]]:
-    """The indices ``todo`` of ``runs`` cut into tasks (what one worker computes at a time):
-    every run of one training program of a :data:`BATCHED` dataset in one task, computed as
-    the batches of :func:`batches` one after the other (:func:`compute_group`), so that each
-    worker compiles a noise setting's program only if it trains that setting (a batch's
-    program took about 12 s to compile, a run 0.8 s to train, measured); one run a task
-    otherwise. The records are those of the batches: a run's numbers do not depend on the
-    other runs of its batch (:func:`train_noisy_batch`)."""
+    """The indices ``todo`` of ``runs`` cut into worker tasks: every run of one training program
+    of a :data:`BATCHED` dataset in one task (its :func:`batches` in turn, :func:`compute_group`),
+    so a worker compiles a setting's program (~12 s) only if it trains it; else one run a task."""
     groups: dict[tuple, list[int]] = {}
     out = []
     for i in todo:
@@ -505,11 +501,10 @@ def task_groups(runs: list[Run], todo: list[int]) -> list[list[int]]:
 def compute_group(runs: list[Run]) -> list[dict]:
     """The records of one task of :func:`task_groups`: its batches (:func:`batches`) computed by
     :func:`compute_batch` one after the other, in order."""
-    out = []
+    out = [None] * len(runs)
     for b in batches(runs, list(range(len(runs)))):
-        out += compute_batch([runs[i] for i in b])
-    if [r.identity() for r in runs] != [{k: rec[k] for k in r.identity()} for r, rec in zip(runs, out)]:
-        raise RuntimeError("compute_group: the records came back in another order than the runs")
+        for i, rec in zip(b, compute_batch([runs[i] for i in b])):
+            out[i] = rec
     return out
 
 
@@ -531,8 +526,7 @@ def run_all(runs: list[Run], *, progress: bool = True, scheduler: str | None = N
         from . import worker
 
         x64 = bool(jax.config.read("jax_enable_x64"))
-        # the largest tasks first (a batched dataset's settings, shots the slowest), the single
-        # MNIST runs (about 20 s each) last, so the workers end together
+        # the large tasks (a batched setting; shots the slowest) first, single runs last: an even end
         order = sorted(groups, key=lambda g: (runs[g[0]].dataset not in BATCHED, runs[g[0]].setting.kind != "shots"))
         return {client.submit(worker.compute_task, __name__, [runs[i] for i in g], [runs[i].key() for i in g],
                               x64, "compute_group", pure=False,
