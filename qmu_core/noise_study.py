@@ -469,19 +469,10 @@ def compute_batch(runs: list[Run]) -> list[dict]:
 
 
 def batches(runs: list[Run], todo: list[int]) -> list[list[int]]:
-    """The indices ``todo`` of ``runs`` in batches: for a :data:`BATCHED` dataset the runs of
-    one training program together (:meth:`Run.program`), up to :data:`BATCH_RUNS` a batch;
-    one run a batch otherwise."""
-    groups: dict[tuple, list[int]] = {}
-    out = []
-    for i in todo:
-        if runs[i].dataset in BATCHED:
-            groups.setdefault(runs[i].program(), []).append(i)
-        else:
-            out.append([i])
-    for g in groups.values():
-        out += [g[j: j + BATCH_RUNS] for j in range(0, len(g), BATCH_RUNS)]
-    return out
+    """The indices ``todo`` of ``runs`` in batches: the tasks of :func:`task_groups` (for a
+    :data:`BATCHED` dataset the runs of one training program, :meth:`Run.program`) cut into
+    batches of up to :data:`BATCH_RUNS` runs; one run a batch otherwise."""
+    return [g[j: j + BATCH_RUNS] for g in task_groups(runs, todo) for j in range(0, len(g), BATCH_RUNS)]
 
 
 def task_groups(runs: list[Run], todo: list[int]) -> list[list[int]]:
